@@ -1,0 +1,50 @@
+/**
+ * The per-message context that the compiled script and every action work on:
+ * the message, its flags, the current Request-URI, the destination set, AVPs.
+ */
+import type { SipMessage } from '../sip/message.js';
+import type { RouteKind } from './module.js';
+
+export type Proto = 'udp' | 'tcp' | 'tls' | 'ws' | 'wss';
+
+export interface Endpoint {
+  readonly ip: string;
+  readonly port: number;
+  readonly proto: Proto;
+  /** 4 or 6 */
+  readonly af: 4 | 6;
+}
+
+/** One entry of the destination set besides the Request-URI (SER's branches). */
+export interface Branch {
+  uri: string;
+  /** q-value times 1000 (SER's qvalue_t), -1 when none was given */
+  q: number;
+  /** outbound destination (`dst_uri`), when it differs from the URI */
+  dstUri?: string;
+}
+
+export type AvpValue = string | number;
+
+export interface MsgContext {
+  readonly msg: SipMessage;
+  /** the kind of block currently running */
+  routeKind: RouteKind;
+  /** script flags, bit n is flag n (0–31) */
+  flags: number;
+  /** the current Request-URI: starts as the message's and changes with rewrite* actions */
+  ruri: string;
+  /** where the message came from and the local socket it arrived on */
+  readonly src: Endpoint;
+  readonly dst: Endpoint;
+  /** the destination set beyond the Request-URI */
+  branches: Branch[];
+  /** q of the Request-URI itself in the destination set (-1: none) */
+  ruriQ: number;
+  /** forced next hop for the Request-URI branch (SER's dst_uri / $du) */
+  dstUri: string | undefined;
+  /** attribute-value pairs, name → values (latest first) */
+  readonly avps: Map<string, AvpValue[]>;
+  /** the last internal error, for sl_reply_error(): SIP code and reason */
+  lastError: { code: number; reason: string } | undefined;
+}
