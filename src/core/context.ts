@@ -47,4 +47,6 @@ export interface MsgContext {
   readonly avps: Map<string, AvpValue[]>;
   /** the last internal error, for sl_reply_error(): SIP code and reason */
   lastError: { code: number; reason: string } | undefined;
+  /** set by `drop`: a reply is not forwarded, a branch is not sent */
+  drop: boolean;
 }
