@@ -1,0 +1,133 @@
+/**
+ * Time for the whole server: an injectable clock and a hashed timer wheel.
+ * Transactions create many short timers (retransmissions, fr_timer, wt_timer);
+ * a wheel keeps them O(1) to add and cancel, with one interval driving all of them,
+ * and lets tests move time by hand.
+ */
+
+export interface Clock {
+  /** milliseconds, monotonic */
+  now(): number;
+}
+
+export const systemClock: Clock = {
+  now: () => performance.now(),
+};
+
+/** A clock tests move by hand. */
+export class ManualClock implements Clock {
+  constructor(private t = 0) {}
+  now(): number {
+    return this.t;
+  }
+  set(t: number): void {
+    this.t = t;
+  }
+}
+
+export interface TimerHandle {
+  cancel(): void;
+  readonly active: boolean;
+}
+
+class Timer implements TimerHandle {
+  cancelled = false;
+  fired = false;
+  constructor(
+    readonly due: number,
+    readonly cb: () => void,
+  ) {}
+  cancel(): void {
+    this.cancelled = true;
+  }
+  get active(): boolean {
+    return !this.cancelled && !this.fired;
+  }
+}
+
+export class TimerWheel {
+  private readonly slots: Timer[][];
+  /** the tick processed last */
+  private tick: number;
+  private count = 0;
+  private driver: NodeJS.Timeout | undefined;
+  /** errors thrown by callbacks are reported here; a timer must never kill the wheel */
+  onError: (err: unknown) => void = () => {};
+
+  constructor(
+    readonly clock: Clock = systemClock,
+    /** resolution in ms: SER's tm used 100 ms for retransmissions; 10 ms keeps T1=500 ms accurate */
+    readonly resolution = 10,
+    slotCount = 1024,
+  ) {
+    this.slots = Array.from({ length: slotCount }, () => []);
+    this.tick = Math.floor(clock.now() / resolution);
+  }
+
+  /** pending timers (cancelled ones are counted until their slot is passed) */
+  get size(): number {
+    return this.count;
+  }
+
+  add(delayMs: number, cb: () => void): TimerHandle {
+    const due = this.clock.now() + Math.max(0, delayMs);
+    const t = new Timer(due, cb);
+    // never into the slot being processed now: at the earliest the next tick
+    const slotTick = Math.max(Math.ceil(due / this.resolution), this.tick + 1);
+    this.slots[slotTick % this.slots.length].push(t);
+    this.count++;
+    return t;
+  }
+
+  /** Fire every timer due by now. Called by the driver, or by tests after moving a ManualClock. */
+  advance(): void {
+    const nowTick = Math.floor(this.clock.now() / this.resolution);
+    const n = this.slots.length;
+    // a jump larger than the wheel visits every slot once
+    const last = nowTick - this.tick > n ? this.tick + n : nowTick;
+    const now = this.clock.now();
+    // gather first, then fire in due order: after a jump past a whole turn, slot order is not due order
+    const due: Timer[] = [];
+    for (let tk = this.tick + 1; tk <= last; tk++) {
+      const slot = this.slots[tk % n];
+      if (slot.length === 0) continue;
+      let keep = 0;
+      for (let i = 0; i < slot.length; i++) {
+        const t = slot[i];
+        if (t.cancelled) {
+          this.count--;
+        } else if (t.due <= now) {
+          due.push(t);
+          this.count--;
+        } else {
+          slot[keep++] = t;
+        }
+      }
+      slot.length = keep;
+    }
+    // timers added by these callbacks land at tick+1 or later, which is after nowTick
+    this.tick = nowTick;
+    if (due.length > 1) due.sort((a, b) => a.due - b.due);
+    for (const t of due) {
+      if (t.cancelled) continue;
+      t.fired = true;
+      try {
+        t.cb();
+      } catch (err) {
+        this.onError(err);
+      }
+    }
+  }
+
+  /** Drive the wheel from the event loop (unref'd: timers alone keep no process alive). */
+  start(): void {
+    if (this.driver) return;
+    this.driver = setInterval(() => this.advance(), this.resolution);
+    this.driver.unref();
+  }
+
+  stop(): void {
+    if (this.driver) clearInterval(this.driver);
+    this.driver = undefined;
+  }
+}

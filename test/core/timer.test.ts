@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ManualClock, TimerWheel } from '../../src/core/timer.js';
+
+function setup() {
+  const clock = new ManualClock(0);
+  const wheel = new TimerWheel(clock, 10, 64);
+  const fired: string[] = [];
+  const at = (ms: number) => {
+    clock.set(ms);
+    wheel.advance();
+  };
+  return { clock, wheel, fired, at };
+}
+
+describe('TimerWheel', () => {
+  it('fires a timer once, not before it is due', () => {
+    const { wheel, fired, at } = setup();
+    wheel.add(500, () => fired.push('t1'));
+    at(499);
+    assert.deepEqual(fired, []);
+    at(500);
+    assert.deepEqual(fired, ['t1']);
+    at(2000);
+    assert.deepEqual(fired, ['t1']);
+    assert.equal(wheel.size, 0);
+  });
+
+  it('fires in due order when time jumps past several timers', () => {
+    const { wheel, fired, at } = setup();
+    wheel.add(4000, () => fired.push('d'));
+    wheel.add(500, () => fired.push('a'));
+    wheel.add(1000, () => fired.push('b'));
+    wheel.add(2000, () => fired.push('c'));
+    at(2500);
+    assert.deepEqual(fired, ['a', 'b', 'c']);
+    at(4000);
+    assert.deepEqual(fired, ['a', 'b', 'c', 'd']);
+  });
+
+  it('handles delays longer than one turn of the wheel (64 slots x 10 ms)', () => {
+    const { wheel, fired, at } = setup();
+    wheel.add(30_000, () => fired.push('fr'));
+    for (let t = 0; t < 30_000; t += 250) at(t);
+    assert.deepEqual(fired, []);
+    at(30_000);
+    assert.deepEqual(fired, ['fr']);
+  });
+
+  it('a cancelled timer never fires and is no longer active', () => {
+    const { wheel, fired, at } = setup();
+    const h = wheel.add(100, () => fired.push('x'));
+    assert.equal(h.active, true);
+    h.cancel();
+    assert.equal(h.active, false);
+    at(1000);
+    assert.deepEqual(fired, []);
+    assert.equal(wheel.size, 0);
+  });
+
+  it('a callback may add a timer (retransmission doubling) and a throwing callback does not stop others', () => {
+    const { wheel, fired, at } = setup();
+    const errors: unknown[] = [];
+    wheel.onError = (e) => errors.push(e);
+    let interval = 500;
+    const retr = () => {
+      fired.push(`r${interval}`);
+      interval *= 2;
+      if (interval <= 4000) wheel.add(interval, retr);
+    };
+    wheel.add(interval, retr);
+    wheel.add(600, () => {
+      throw new Error('boom');
+    });
+    wheel.add(600, () => fired.push('after-boom'));
+    for (let t = 0; t <= 10_000; t += 10) at(t);
+    assert.deepEqual(fired, ['r500', 'after-boom', 'r1000', 'r2000', 'r4000']);
+    assert.equal(errors.length, 1);
+  });
+});
