@@ -725,19 +725,21 @@ function parse(buf: Buffer, datagram: boolean): SipMessage {
   let reason = '';
   let ruri = '';
   let version: string;
+  // start-line errors are raised after the header scan, so the error can carry Via & co.
+  let startErr: [string, number] | undefined;
   if (line.length >= 4 && line.substring(0, 4).toUpperCase() === 'SIP/') {
     isRequest = false;
     let i = 0;
     while (i < line.length && !isWsp(line.charCodeAt(i))) i++;
     version = line.substring(0, i);
-    checkVersion(version, col);
+    col.isRequest = false;
+    startErr = versionError(version);
     while (i < line.length && isWsp(line.charCodeAt(i))) i++;
     const cs = i;
     while (i < line.length && !isWsp(line.charCodeAt(i))) i++;
     const code = line.substring(cs, i);
     status = code.length === 3 ? parseDigits(code, 3) : -1;
-    col.isRequest = false;
-    if (status < 100 || status > 699) throw fail('Bad status code', col);
+    if (startErr === undefined && (status < 100 || status > 699)) startErr = ['Bad status code', 400];
     if (i < line.length) i++;
     reason = line.substring(i);
   } else {
@@ -751,15 +753,20 @@ function parse(buf: Buffer, datagram: boolean): SipMessage {
       while (i < line.length && !isWsp(line.charCodeAt(i))) i++;
       parts.push(line.substring(s, i));
     }
-    if (parts.length === 0 || !isToken(parts[0])) throw fail('Bad request method', col);
-    method = parts[0];
     col.isRequest = true;
-    col.method = method;
-    if (parts.length !== 3) throw fail('Bad request line', col);
-    ruri = parts[1];
-    version = parts[2];
-    checkVersion(version, col);
-    if (ruri.indexOf(':') <= 0) throw fail('Bad Request-URI', col);
+    version = '';
+    if (parts.length === 0 || !isToken(parts[0])) startErr = ['Bad request method', 400];
+    else {
+      method = parts[0];
+      col.method = method;
+      if (parts.length !== 3) startErr = ['Bad request line', 400];
+      else {
+        ruri = parts[1];
+        version = parts[2];
+        startErr = versionError(version);
+        if (startErr === undefined && ruri.indexOf(':') <= 0) startErr = ['Bad Request-URI', 400];
+      }
+    }
   }
 
   // ---- header lines
@@ -834,6 +841,7 @@ function parse(buf: Buffer, datagram: boolean): SipMessage {
     }
     ls = lineEnd;
   }
+  if (startErr !== undefined) throw fail(startErr[0], col, startErr[1]);
   if (pending !== undefined) throw fail(pending, col);
 
   // ---- required headers (RFC 3261 §8.1.1: requests and replies carry them all)
@@ -889,10 +897,11 @@ function parse(buf: Buffer, datagram: boolean): SipMessage {
   );
 }
 
-function checkVersion(v: string, col: Collected): void {
-  if (v.length === 7 && v.toUpperCase() === 'SIP/2.0') return;
-  if (/^SIP\/\d+\.\d+$/i.test(v)) throw fail('Unsupported SIP version', col, 505);
-  throw fail('Bad SIP version', col);
+/** undefined when the version is SIP/2.0 (any case), else the error reason and status */
+function versionError(v: string): [string, number] | undefined {
+  if (v.length === 7 && v.toUpperCase() === 'SIP/2.0') return undefined;
+  if (/^SIP\/\d+\.\d+$/i.test(v)) return ['Unsupported SIP version', 505];
+  return ['Bad SIP version', 400];
 }
 
 /**

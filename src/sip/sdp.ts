@@ -51,6 +51,8 @@ export class Sdp {
   readonly media: SdpMedia[] = [];
   private readonly original: Buffer;
   private dirty = false;
+  /** line end used for added lines: the first one found, CRLF by default */
+  private eol = '\r\n';
 
   private constructor(original: Buffer) {
     this.original = original;
@@ -75,6 +77,7 @@ export class Sdp {
         le--;
         eol = '\r\n';
       }
+      if (i === 0 && eol !== '') sdp.eol = eol;
       const line = text.substring(i, le);
       const eq = line.indexOf('=');
       const l: SdpLine =
@@ -239,7 +242,7 @@ export class Sdp {
   addAttribute(attr: string, media?: number): void {
     const sec = this.section(media);
     const last = sec[sec.length - 1];
-    const eol = last && last.eol !== '' ? last.eol : '\r\n';
+    const eol = last && last.eol !== '' ? last.eol : this.eol;
     if (last && last.eol === '') last.eol = eol;
     sec.push({ type: 'a', value: checkValue(attr), eol });
     this.dirty = true;
