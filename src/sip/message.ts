@@ -928,8 +928,9 @@ export function messageLength(buf: Buffer, maxHeader = 65536): number {
     // Content-Length / l header?
     const c0 = buf[lineStart] | 0x20;
     if (c0 === 0x6c || c0 === 0x63) {
-      const colon = buf.indexOf(58, lineStart);
-      if (colon > 0 && colon < nl) {
+      let colon = lineStart;
+      while (colon < nl && buf[colon] !== 58) colon++;
+      if (colon < nl) {
         const name = buf.toString('latin1', lineStart, colon).trimEnd().toLowerCase();
         if (name === 'content-length' || name === 'l') {
           const v = parseDigits(buf.toString('latin1', colon + 1, nl).trim(), 10);

@@ -7,7 +7,7 @@
 import { SipParseError } from './errors.js';
 import { validHost } from './headers.js';
 import type { Param } from './util.js';
-import { parseDigits } from './util.js';
+import { indexOfIn, parseDigits } from './util.js';
 
 export type UriKind = 'sip' | 'sips' | 'tel' | 'other';
 
@@ -194,8 +194,8 @@ function parseUriParams(s: string, from: number, to: number): Param[] {
   for (;;) {
     let e = s.indexOf(';', i);
     if (e < 0 || e > to) e = to;
-    const eq = s.indexOf('=', i);
-    const hasV = eq >= 0 && eq < e;
+    const eq = indexOfIn(s, 61, i, e);
+    const hasV = eq >= 0;
     const name = s.substring(i, hasV ? eq : e);
     if (name.length === 0) throw bad('Bad URI parameter');
     out.push({ name, value: hasV ? s.substring(eq + 1, e) : undefined });

@@ -52,6 +52,12 @@ export function parseDigits(s: string, maxDigits = 10): number {
   return v;
 }
 
+/** Index of char code `ch` in s[from..to), or -1 (bounded, unlike String#indexOf). */
+export function indexOfIn(s: string, ch: number, from: number, to: number): number {
+  for (let i = from; i < to; i++) if (s.charCodeAt(i) === ch) return i;
+  return -1;
+}
+
 /** Canonical (lower-case, long) names of the compact header forms. */
 export const COMPACT: Readonly<Record<string, string>> = {
   i: 'call-id',
@@ -214,10 +220,10 @@ export function parseParams(s: string, from: number, what: string): Param[] {
     i++;
     const end = findTopLevel(s, 59, i);
     const e = end < 0 ? n : end;
-    const eq = s.indexOf('=', i);
+    const eq = indexOfIn(s, 61, i, e);
     let name: string;
     let value: string | undefined;
-    if (eq >= 0 && eq < e) {
+    if (eq >= 0) {
       name = trimLws(s.substring(i, eq));
       value = trimLws(s.substring(eq + 1, e));
     } else {
