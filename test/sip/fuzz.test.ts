@@ -171,7 +171,7 @@ function exercise(m: SipMessage): void {
     () => m.from,
     () => m.to,
     () => m.cseq,
-    () => m.contacts.forEach((c) => c.star || parseUri(c.uri)),
+    () => m.contacts.map((c) => (c.star ? undefined : parseUri(c.uri))),
     () => m.routes,
     () => m.recordRoutes,
     () => m.maxForwards,
