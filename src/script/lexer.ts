@@ -102,6 +102,15 @@ export function tokenize(text: string, file: string): Token[] {
       let val = '';
       for (;;) {
         if (k >= n) {
+          // the usual cause: an earlier string lost its closing quote and took this one's
+          const ml = lastMultiLineString(out);
+          if (ml) {
+            throw new ScriptSyntaxError(
+              ml.pos,
+              `string runs over ${ml.text.split('\n').length} lines and leaves an unterminated string at line ${pos.line}, column ${pos.col}: is its closing quote missing?`,
+              lineText(text, ml.endOffset - ml.text.length),
+            );
+          }
           throw new ScriptSyntaxError(pos, 'unterminated string: missing closing \'"\'', lineText(text, start));
         }
         const d = text[k]!;
@@ -176,7 +185,9 @@ export function tokenize(text: string, file: string): Token[] {
       continue;
     }
     const cp = String.fromCodePoint(text.codePointAt(i)!);
-    throw new ScriptSyntaxError(pos, `unexpected character '${cp}'`, lineText(text, start));
+    const ml = lastMultiLineString(out.slice(-12));
+    const hint = ml ? ` (the string at line ${ml.pos.line}, column ${ml.pos.col} runs over several lines: is a quote missing?)` : '';
+    throw new ScriptSyntaxError(pos, `unexpected character '${cp}'${hint}`, lineText(text, start));
   }
   const end = posAt(n);
   out.push({ type: 'eof', value: '', text: '', pos: end, endOffset: n, endPos: end, spaced: true });
@@ -187,4 +198,13 @@ export function tokenize(text: string, file: string): Token[] {
 export function lineText(text: string, off: number): string {
   const e = text.indexOf('\n', off);
   return text.slice(off, e < 0 ? text.length : e).trim();
+}
+
+/** the last double-quoted string that spans lines, a likely missing closing quote */
+export function lastMultiLineString(toks: readonly Token[]): Token | undefined {
+  for (let k = toks.length - 1; k >= 0; k--) {
+    const t = toks[k]!;
+    if (t.type === 'string' && t.quote === '"' && t.text.includes('\n')) return t;
+  }
+  return undefined;
 }

@@ -32,7 +32,7 @@ import type {
   TopItem,
 } from './ast.js';
 import { ScriptSyntaxError } from './diagnostics.js';
-import { lineText, type Token, tokenize } from './lexer.js';
+import { lastMultiLineString, lineText, type Token, tokenize } from './lexer.js';
 
 const BLOCK_KEYWORDS: ReadonlySet<string> = new Set([
   'route',
@@ -132,7 +132,9 @@ class Parser {
     return t.type === 'word' && t.value === v;
   }
   private fail(t: Token, msg: string): never {
-    throw new ScriptSyntaxError(t.pos, msg, this.lineAt(t.pos));
+    const ml = lastMultiLineString(this.toks.slice(Math.max(0, this.i - 12), this.i + 1));
+    const hint = ml ? ` (the string at line ${ml.pos.line}, column ${ml.pos.col} runs over several lines: is a quote missing?)` : '';
+    throw new ScriptSyntaxError(t.pos, msg + hint, this.lineAt(t.pos));
   }
   private lineAt(p: Pos): string {
     let off = 0;
