@@ -166,10 +166,15 @@ export function check(ast: ConfigAst, registry: Registry, source: string, opts: 
   for (const item of ast.items) {
     if (item.type !== 'modparam') continue;
     const names = item.module.split('|').map((s) => s.trim());
-    const targets = names.filter((n) => available.has(n));
+    // a module answers to its file name and to the name it declares (vm.so declares "voicemail")
+    const targets = config.modules
+      .filter((m) => names.includes(m.name) || names.includes(registry.get(m.name)?.name ?? m.name))
+      .map((m) => m.name);
     if (targets.length === 0) {
-      // a module whose loadmodule failed was reported already
-      if (names.some((n) => loadedNames.has(n))) continue;
+      // a module whose loadmodule failed was reported already, and the parameter may be its
+      if (names.some((n) => loadedNames.has(n)) || loadedNames.size > available.size - (available.has(CORE_MODULE) ? 1 : 0)) {
+        continue;
+      }
       const exists = names.filter((n) => registry.get(n));
       err(
         'module-not-loaded',

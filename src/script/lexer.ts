@@ -22,6 +22,8 @@ export interface Token {
   readonly endPos: Pos;
   /** true when whitespace or a comment came before the token */
   readonly spaced: boolean;
+  /** a lexical error met at this point */
+  readonly error?: ScriptSyntaxError;
 }
 
 const PUNCT2 = new Set(['==', '!=', '=~', '!~', '>=', '<=', '&&', '||']);
@@ -31,8 +33,23 @@ function isWordChar(c: string): boolean {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c === '_';
 }
 
+/**
+ * Tokenize a whole file. A lexical error does not throw here: it becomes the
+ * last token (type 'eof' with `error`), so that an earlier syntax error is
+ * still reported first, as a reader going top-down would expect.
+ */
 export function tokenize(text: string, file: string): Token[] {
   const out: Token[] = [];
+  try {
+    tokenizeInto(out, text, file);
+  } catch (e) {
+    if (!(e instanceof ScriptSyntaxError)) throw e;
+    out.push({ type: 'eof', value: '', text: '', pos: e.pos, endOffset: text.length, endPos: e.pos, spaced: true, error: e });
+  }
+  return out;
+}
+
+function tokenizeInto(out: Token[], text: string, file: string): void {
   let i = 0;
   let line = 1;
   let lineStart = 0;
@@ -191,7 +208,6 @@ export function tokenize(text: string, file: string): Token[] {
   }
   const end = posAt(n);
   out.push({ type: 'eof', value: '', text: '', pos: end, endOffset: n, endPos: end, spaced: true });
-  return out;
 }
 
 /** the rest of the source line from an offset, trimmed, for messages */

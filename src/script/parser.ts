@@ -116,7 +116,9 @@ class Parser {
 
   // ------------------------------------------------------------ helpers
   private peek(k = 0): Token {
-    return this.toks[Math.min(this.i + k, this.toks.length - 1)]!;
+    const t = this.toks[Math.min(this.i + k, this.toks.length - 1)]!;
+    if (t.error) throw t.error;
+    return t;
   }
   private next(): Token {
     const t = this.peek();
@@ -205,6 +207,13 @@ class Parser {
       this.fail(t, 'syntax error: loadmodule takes a quoted path without parentheses: loadmodule "/path/module.so"');
     }
     if (t.type !== 'string') this.fail(t, `syntax error: loadmodule expects a quoted path, found ${describe(t)}`);
+    if (t.value.includes('\n')) {
+      throw new ScriptSyntaxError(
+        t.pos,
+        `syntax error: the loadmodule path runs over ${t.value.split('\n').length} lines: is its closing quote missing?`,
+        this.lineAt(t.pos),
+      );
+    }
     this.next();
     if (this.isP(';')) this.next();
     const base = t.value.slice(t.value.lastIndexOf('/') + 1);
