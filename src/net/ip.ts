@@ -33,9 +33,11 @@ export function ipv6Groups(addr: string): number[] | undefined {
   const last = s.slice(lastColon + 1);
   if (last.includes('.')) {
     const o = last.split('.').map(Number);
-    s = s.slice(0, lastColon + 1) + ((o[0] << 8) | o[1]).toString(16) + ':' + ((o[2] << 8) | o[3]).toString(16);
+    s =
+      s.slice(0, lastColon + 1) + ((o[0] << 8) | o[1]).toString(16) + ':' + ((o[2] << 8) | o[3]).toString(16);
   }
-  const parse = (part: string): number[] => (part === '' ? [] : part.split(':').map((h) => Number.parseInt(h, 16)));
+  const parse = (part: string): number[] =>
+    part === '' ? [] : part.split(':').map((h) => Number.parseInt(h, 16));
   const dbl = s.indexOf('::');
   let groups: number[];
   if (dbl >= 0) {

@@ -48,7 +48,8 @@ const LF = 0x0a;
  */
 export function findContentLength(headers: string): number | undefined {
   // unfold: a line starting with SP/HT continues the previous header
-  const text = headers.includes('\n ') || headers.includes('\n\t') ? headers.replace(/\r?\n[ \t]+/g, ' ') : headers;
+  const text =
+    headers.includes('\n ') || headers.includes('\n\t') ? headers.replace(/\r?\n[ \t]+/g, ' ') : headers;
   let found: number | undefined;
   let start = text.indexOf('\n') + 1; // skip the start line
   if (start === 0) return undefined;
@@ -212,14 +213,22 @@ export class StreamFramer {
         if (hdrEnd < 0) {
           const have = len - msgStart;
           if (have > this.maxHeaderSize) {
-            return this.fail(events, { type: 'oversize', limit: 'header', partial: this.cut(data, msgStart, len) });
+            return this.fail(events, {
+              type: 'oversize',
+              limit: 'header',
+              partial: this.cut(data, msgStart, len),
+            });
           }
           this.scanFrom = have;
           return msgStart;
         }
         const hlen = hdrEnd - msgStart;
         if (hlen > this.maxHeaderSize) {
-          return this.fail(events, { type: 'oversize', limit: 'header', partial: this.cut(data, msgStart, len) });
+          return this.fail(events, {
+            type: 'oversize',
+            limit: 'header',
+            partial: this.cut(data, msgStart, len),
+          });
         }
         const cl = findContentLength(data.toString('latin1', msgStart, hdrEnd));
         if (cl === undefined || cl < 0) {
@@ -231,7 +240,11 @@ export class StreamFramer {
           });
         }
         if (hlen + cl > this.maxMessageSize) {
-          return this.fail(events, { type: 'oversize', limit: 'message', partial: this.cut(data, msgStart, len) });
+          return this.fail(events, {
+            type: 'oversize',
+            limit: 'message',
+            partial: this.cut(data, msgStart, len),
+          });
         }
         this.hdrLen = hlen;
         this.bodyLen = cl;

@@ -143,7 +143,8 @@ describe('StreamFramer', () => {
     const start = 'INVITE sip:x SIP/2.0\r\nCall-ID: 1\r\n';
     const out: FramerEvent[] = [];
     out.push(...f.push(Buffer.from(start)));
-    for (let i = 0; i < 10 && out.length === 0; i++) out.push(...f.push(Buffer.from('X-Pad: ' + 'a'.repeat(40) + '\r\n')));
+    for (let i = 0; i < 10 && out.length === 0; i++)
+      out.push(...f.push(Buffer.from('X-Pad: ' + 'a'.repeat(40) + '\r\n')));
     assert.equal(out.length, 1);
     const ev = out[0];
     assert.ok(ev.type === 'oversize' && ev.limit === 'header');
