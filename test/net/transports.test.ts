@@ -431,6 +431,29 @@ describe('Transports: lifecycle and helpers', () => {
     await t.close(); // idempotent
   });
 
+  it('survives a throwing handler and counts it', async () => {
+    const seen: string[] = [];
+    const errs: string[] = [];
+    const { t, tcpPort, udpPort } = await make({ onError: (_e, where) => errs.push(where) });
+    t.setHandler((d) => {
+      seen.push(d.toString('latin1').slice(12, 18));
+      throw new Error('boom');
+    });
+    const c = await client(tcpPort);
+    c.sock.write(sipMsg('t-one') + sipMsg('t-two'));
+    const peer = await udpPeer(4);
+    try {
+      peer.sock.send(sipMsg('u-one', '', 'UDP'), udpPort, '127.0.0.1');
+      await waitFor(() => seen.length === 3, 3000, 'three deliveries');
+      assert.deepEqual(seen.sort(), ['t-one@', 't-two@', 'u-one@']);
+      assert.equal(t.getStats().handlerErrors, 3);
+      assert.deepEqual(errs, ['handler', 'handler', 'handler']);
+      assert.equal(c.closed(), false);
+    } finally {
+      await peer.close();
+    }
+  });
+
   it('start() rejects when an address is in use, and releases what it bound', async () => {
     const first = await make({}, [{ proto: 'tcp', host: '127.0.0.1', port: 0 }]);
     const port = first.tcpPort;
