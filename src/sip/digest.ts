@@ -1,0 +1,91 @@
+/**
+ * HTTP Digest computations for SIP authentication: RFC 2617 (MD5, MD5-sess, qop auth and
+ * auth-int) and RFC 7616 / RFC 8760 (SHA-256, SHA-256-sess).
+ */
+import { createHash } from 'node:crypto';
+
+export type DigestAlgorithm = 'MD5' | 'MD5-sess' | 'SHA-256' | 'SHA-256-sess';
+
+function hashName(alg: string): 'md5' | 'sha256' {
+  const a = alg.toUpperCase();
+  if (a === 'MD5' || a === 'MD5-SESS' || a === '') return 'md5';
+  if (a === 'SHA-256' || a === 'SHA-256-SESS') return 'sha256';
+  throw new RangeError(`unsupported digest algorithm ${alg}`);
+}
+
+function isSess(alg: string): boolean {
+  return alg.toUpperCase().endsWith('-SESS');
+}
+
+/** Hex digest of `data` with the algorithm's hash (MD5 or SHA-256). */
+export function digestHash(alg: string, data: string | Buffer): string {
+  return createHash(hashName(alg)).update(data).digest('hex');
+}
+
+/**
+ * HA1. For the -sess variants pass nonce and cnonce: H(H(user:realm:password):nonce:cnonce).
+ * `password` may instead be a precomputed H(user:realm:password) with `{ ha1: true }`.
+ */
+export function computeHA1(
+  alg: string,
+  username: string,
+  realm: string,
+  password: string,
+  nonce = '',
+  cnonce = '',
+  opts?: { ha1?: boolean },
+): string {
+  const base = opts?.ha1 ? password : digestHash(alg, `${username}:${realm}:${password}`);
+  return isSess(alg) ? digestHash(alg, `${base}:${nonce}:${cnonce}`) : base;
+}
+
+/** HA2 = H(method:uri) for qop auth or none, H(method:uri:H(body)) for auth-int. */
+export function computeHA2(
+  alg: string,
+  method: string,
+  uri: string,
+  qop?: string,
+  body?: Buffer | string,
+): string {
+  if (qop !== undefined && qop.toLowerCase() === 'auth-int')
+    return digestHash(alg, `${method}:${uri}:${digestHash(alg, body ?? '')}`);
+  return digestHash(alg, `${method}:${uri}`);
+}
+
+/** request-digest: with qop H(HA1:nonce:nc:cnonce:qop:HA2), without H(HA1:nonce:HA2) (RFC 2069 form). */
+export function computeResponse(
+  alg: string,
+  ha1: string,
+  nonce: string,
+  ha2: string,
+  qop?: string,
+  nc?: string,
+  cnonce?: string,
+): string {
+  if (qop === undefined || qop === '') return digestHash(alg, `${ha1}:${nonce}:${ha2}`);
+  return digestHash(alg, `${ha1}:${nonce}:${nc ?? ''}:${cnonce ?? ''}:${qop}:${ha2}`);
+}
+
+export interface DigestInput {
+  algorithm?: string;
+  username: string;
+  realm: string;
+  password: string;
+  /** true when `password` is already HA1 (H(user:realm:password)) */
+  passwordIsHA1?: boolean;
+  method: string;
+  uri: string;
+  nonce: string;
+  qop?: string;
+  nc?: string;
+  cnonce?: string;
+  body?: Buffer | string;
+}
+
+/** The whole computation: the expected `response` value for these credentials. */
+export function digestResponse(d: DigestInput): string {
+  const alg = d.algorithm ?? 'MD5';
+  const ha1 = computeHA1(alg, d.username, d.realm, d.password, d.nonce, d.cnonce, { ha1: d.passwordIsHA1 });
+  const ha2 = computeHA2(alg, d.method, d.uri, d.qop, d.body);
+  return computeResponse(alg, ha1, d.nonce, ha2, d.qop, d.nc, d.cnonce);
+}
