@@ -185,7 +185,7 @@ export function fakeCtx(o: FakeCtxInit = {}): MsgContext {
       reason: '',
       ruri: isRequest ? ruri : '',
       raw: Buffer.from(o.raw ?? `${o.method ?? 'INVITE'} ${ruri} SIP/2.0\r\n\r\n`, 'latin1'),
-    },
+    } as unknown as MsgContext['msg'],
     routeKind: 'request',
     flags: 0,
     ruri,
