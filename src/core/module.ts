@@ -4,6 +4,7 @@
  * are checked and their arguments converted ("fixup") when the script loads, so a
  * wrong name, arity or argument is a load-time error with file:line:column.
  */
+import type { CoreApi } from './api.js';
 import type { MsgContext } from './context.js';
 
 /** Where a script function may be called (SER's route types). */
@@ -86,7 +87,7 @@ export interface ModuleDef<S = unknown> {
   /** modules that must be loaded as well (SER: "load tm and sl first") */
   readonly deps?: readonly string[];
   /** Called once per server instance after every modparam is set; returns the module's state. */
-  init?(core: unknown, params: Readonly<Record<string, ParamValue | ParamValue[]>>): S | Promise<S>;
+  init?(core: CoreApi, params: Readonly<Record<string, ParamValue | ParamValue[]>>): S | Promise<S>;
   destroy?(state: S): void | Promise<void>;
 }
 

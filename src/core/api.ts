@@ -1,0 +1,53 @@
+/**
+ * What modules see of the core: the services a SER module used from the core
+ * (logging, replies, forwarding, sending, timers, myself, hooks into the pipeline).
+ */
+import type { SendTarget } from '../net/transports.js';
+import type { SipMessage } from '../sip/message.js';
+import type { CoreConfig } from './config.js';
+import type { Endpoint, MsgContext } from './context.js';
+import type { Logger } from './log.js';
+import type { Myself } from './myself.js';
+import type { Clock, TimerWheel } from './timer.js';
+
+export interface ReplyExtras {
+  /** complete header lines without CRLF, e.g. "Contact: <sip:a@b>" */
+  headers?: string[];
+  body?: Buffer | string;
+  contentType?: string;
+  /** To-tag to use when the request has none */
+  toTag?: string;
+}
+
+/** Where a received message came from, for answering it. */
+export interface Origin {
+  readonly src: Endpoint;
+  readonly dst: Endpoint;
+  readonly connId?: number;
+}
+
+export interface CoreApi {
+  readonly log: Logger;
+  readonly config: CoreConfig;
+  readonly clock: Clock;
+  readonly timers: TimerWheel;
+  readonly myself: Myself;
+  /** SER's `myself` for a host and effective port */
+  isMyself(host: string, port: number): boolean;
+  /** build a local reply to the context's request (Via, From, To+tag, Call-ID, CSeq, Server, Warning) */
+  buildReply(ctx: MsgContext, code: number, reason: string, extras?: ReplyExtras): Buffer;
+  /** send bytes as a reply to a received request (RFC 3261 §18.2.2, SER's reply_to_via) */
+  sendToOrigin(msg: SipMessage, origin: Origin, data: Buffer): boolean;
+  /** send bytes to a resolved target */
+  send(target: SendTarget, data: Buffer): boolean | Promise<boolean>;
+  /** resolve a SIP URI to transport targets (RFC 3263) */
+  resolveUri(uri: string): Promise<SendTarget[]>;
+  /** Via header value for a message leaving toward `target`, with the given branch */
+  viaFor(target: SendTarget, branch: string): string | undefined;
+  /** run before the script for each request: return false to stop processing (sl's ACK filter) */
+  addRequestFilter(fn: (ctx: MsgContext) => boolean): void;
+  /** replies are offered here first (tm); return true when claimed */
+  setReplyHandler(fn: (msg: SipMessage, origin: Origin) => boolean): void;
+  /** statistics groups for serctl monitor, FIFO and /metrics */
+  addStats(group: string, read: () => Record<string, number>): void;
+}
