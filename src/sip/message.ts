@@ -326,13 +326,19 @@ export class SipMessage {
   }
 
   get from(): Address {
-    return this.cached('from', 'Bad From header', () =>
-      parseAddress(this.single('from', 'From') ?? '', 'From'),
-    );
+    let v = this.fromC;
+    if (v === undefined)
+      this.fromC = v = guard('Bad From header', () =>
+        parseAddress(this.single('from', 'From') ?? '', 'From'),
+      );
+    return v;
   }
 
   get to(): Address {
-    return this.cached('to', 'Bad To header', () => parseAddress(this.single('to', 'To') ?? '', 'To'));
+    let v = this.toC;
+    if (v === undefined)
+      this.toC = v = guard('Bad To header', () => parseAddress(this.single('to', 'To') ?? '', 'To'));
+    return v;
   }
 
   get fromTag(): string | undefined {
