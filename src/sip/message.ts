@@ -29,7 +29,16 @@ import {
   type Via,
 } from './headers.js';
 import { parseUri, type SipUri } from './uri.js';
-import { headerKey, isToken, type NameAddr, parseDigits, prettyName, splitTopLevel, TOKEN } from './util.js';
+import {
+  headerKey,
+  isToken,
+  keyAt,
+  type NameAddr,
+  parseDigits,
+  prettyName,
+  splitTopLevel,
+  TOKEN,
+} from './util.js';
 
 export type { Address, Challenge, Contact, ContentType, Credentials, CSeq, NameAddr, Via };
 export { SipParseError };
@@ -81,42 +90,52 @@ const SINGLE_VALUED = new Set([
 
 /** One header line of the message (original or added by an edit). */
 export class HeaderField {
-  /** the name as written (may be a compact form) */
-  readonly name: string;
   /** canonical lookup key: lower case, compact forms expanded */
   readonly key: string;
   /** byte offsets of the whole line, terminator included, in the original buffer; -1 when added */
   readonly start: number;
   readonly end: number;
   private readonly src: string;
+  private readonly ne: number;
   private readonly vs: number;
   private readonly ve: number;
   private readonly folded: boolean;
+  private nm: string | undefined;
   private v: string | undefined;
 
+  /** @internal */
   constructor(
-    name: string,
     key: string,
     start: number,
     end: number,
     src: string,
+    ne: number,
     vs: number,
     ve: number,
     folded: boolean,
+    name?: string,
   ) {
-    this.name = name;
     this.key = key;
     this.start = start;
     this.end = end;
     this.src = src;
+    this.ne = ne;
     this.vs = vs;
     this.ve = ve;
     this.folded = folded;
+    this.nm = name;
     this.v = start < 0 ? src : undefined;
   }
 
   static added(name: string, value: string): HeaderField {
-    return new HeaderField(name, headerKey(name), -1, -1, value, 0, value.length, false);
+    return new HeaderField(headerKey(name), -1, -1, value, 0, 0, value.length, false, name);
+  }
+
+  /** the name as written (may be a compact form) */
+  get name(): string {
+    let n = this.nm;
+    if (n === undefined) this.nm = n = this.src.substring(this.start, this.ne);
+    return n;
   }
 
   /** the value, leading/trailing whitespace removed, folded lines joined with one SP */
@@ -166,6 +185,9 @@ export class SipMessage {
   private newBody: Buffer | undefined;
   private edited = false;
   private memo: Map<string, unknown> | undefined;
+  private viaC: Via[] | undefined;
+  private fromC: Address | undefined;
+  private toC: Address | undefined;
 
   /** @internal use parseMessage() */
   constructor(
@@ -294,7 +316,9 @@ export class SipMessage {
 
   /** every via-parm, top first */
   get vias(): Via[] {
-    return this.cached('via', 'Bad Via header', () => this.values('via').map(parseVia));
+    let v = this.viaC;
+    if (v === undefined) this.viaC = v = guard('Bad Via header', () => this.values('via').map(parseVia));
+    return v;
   }
 
   get topVia(): Via | undefined {
@@ -302,13 +326,19 @@ export class SipMessage {
   }
 
   get from(): Address {
-    return this.cached('from', 'Bad From header', () =>
-      parseAddress(this.single('from', 'From') ?? '', 'From'),
-    );
+    let v = this.fromC;
+    if (v === undefined)
+      this.fromC = v = guard('Bad From header', () =>
+        parseAddress(this.single('from', 'From') ?? '', 'From'),
+      );
+    return v;
   }
 
   get to(): Address {
-    return this.cached('to', 'Bad To header', () => parseAddress(this.single('to', 'To') ?? '', 'To'));
+    let v = this.toC;
+    if (v === undefined)
+      this.toC = v = guard('Bad To header', () => parseAddress(this.single('to', 'To') ?? '', 'To'));
+    return v;
   }
 
   get fromTag(): string | undefined {
@@ -325,6 +355,7 @@ export class SipMessage {
 
   /** CSeq number and method (validated at parse time) */
   get cseq(): CSeq {
+    if (!this.edited) return this.cseq0;
     return this.cached('cseq', 'Bad CSeq header', () => {
       const v = this.header('cseq');
       return v === undefined ? this.cseq0 : parseCSeq(v);
@@ -440,6 +471,9 @@ export class SipMessage {
   private touch(): void {
     this.edited = true;
     this.memo = undefined;
+    this.viaC = undefined;
+    this.fromC = undefined;
+    this.toC = undefined;
   }
 
   /** Adds a header line at the top of the header section (e.g. our Via) or at the bottom. */
@@ -679,25 +713,25 @@ function parse(buf: Buffer, datagram: boolean): SipMessage {
   if (p >= len) throw new SipParseError('Empty message');
   const msgStart = p;
 
+  // one latin1 conversion: one char per byte, so string offsets are buffer offsets
+  const text = buf.toString('latin1');
   // locate the empty line that ends the header section
   let hdrEnd = -1;
   let bodyStart = -1;
   for (let q = p; ; ) {
-    const nl = buf.indexOf(10, q);
+    const nl = text.indexOf('\n', q);
     if (nl < 0) break;
     const nx = nl + 1;
-    if (nx < len) {
-      const c = buf[nx];
-      if (c === 10) {
-        hdrEnd = nx;
-        bodyStart = nx + 1;
-        break;
-      }
-      if (c === 13 && nx + 1 < len && buf[nx + 1] === 10) {
-        hdrEnd = nx;
-        bodyStart = nx + 2;
-        break;
-      }
+    const c = text.charCodeAt(nx);
+    if (c === 10) {
+      hdrEnd = nx;
+      bodyStart = nx + 1;
+      break;
+    }
+    if (c === 13 && text.charCodeAt(nx + 1) === 10) {
+      hdrEnd = nx;
+      bodyStart = nx + 2;
+      break;
     }
     q = nx;
   }
@@ -707,10 +741,9 @@ function parse(buf: Buffer, datagram: boolean): SipMessage {
     hdrEnd = len;
     bodyStart = len;
   }
-  const nul = buf.indexOf(0, msgStart);
+  const nul = text.indexOf('\0', msgStart);
   if (nul >= 0 && nul < hdrEnd) pending ??= 'NUL byte in header section';
 
-  const text = buf.toString('latin1', 0, hdrEnd);
   const col: Collected = { isRequest: undefined, method: undefined, fields: [] };
 
   // ---- start line
@@ -727,7 +760,13 @@ function parse(buf: Buffer, datagram: boolean): SipMessage {
   let version: string;
   // start-line errors are raised after the header scan, so the error can carry Via & co.
   let startErr: [string, number] | undefined;
-  if (line.length >= 4 && line.substring(0, 4).toUpperCase() === 'SIP/') {
+  if (
+    line.length >= 4 &&
+    (line.charCodeAt(0) | 0x20) === 0x73 &&
+    (line.charCodeAt(1) | 0x20) === 0x69 &&
+    (line.charCodeAt(2) | 0x20) === 0x70 &&
+    line.charCodeAt(3) === 0x2f
+  ) {
     isRequest = false;
     let i = 0;
     while (i < line.length && !isWsp(line.charCodeAt(i))) i++;
@@ -782,12 +821,12 @@ function parse(buf: Buffer, datagram: boolean): SipMessage {
   let clN = 0;
   while (ls < hdrEnd) {
     let e = text.indexOf('\n', ls);
-    if (e < 0) e = hdrEnd;
+    if (e < 0 || e > hdrEnd) e = hdrEnd;
     let folded = false;
     while (e + 1 < hdrEnd && isWsp(text.charCodeAt(e + 1))) {
       folded = true;
       e = text.indexOf('\n', e + 1);
-      if (e < 0) e = hdrEnd;
+      if (e < 0 || e > hdrEnd) e = hdrEnd;
     }
     const lineEnd = e < hdrEnd ? e + 1 : hdrEnd;
     let le = e;
@@ -813,9 +852,8 @@ function parse(buf: Buffer, datagram: boolean): SipMessage {
       if (c === 32 || c === 9 || c === 13 || c === 10) ve--;
       else break;
     }
-    const name = text.substring(ls, ne);
-    const key = headerKey(name);
-    const f = new HeaderField(name, key, ls, lineEnd, text, i, ve, folded);
+    const key = keyAt(text, ls, ne);
+    const f = new HeaderField(key, ls, lineEnd, text, ne, i, ve, folded);
     fields.push(f);
     switch (key) {
       case 'via':
@@ -899,7 +937,17 @@ function parse(buf: Buffer, datagram: boolean): SipMessage {
 
 /** undefined when the version is SIP/2.0 (any case), else the error reason and status */
 function versionError(v: string): [string, number] | undefined {
-  if (v.length === 7 && v.toUpperCase() === 'SIP/2.0') return undefined;
+  if (
+    v.length === 7 &&
+    (v.charCodeAt(0) | 0x20) === 0x73 &&
+    (v.charCodeAt(1) | 0x20) === 0x69 &&
+    (v.charCodeAt(2) | 0x20) === 0x70 &&
+    v.charCodeAt(3) === 0x2f &&
+    v.charCodeAt(4) === 0x32 &&
+    v.charCodeAt(5) === 0x2e &&
+    v.charCodeAt(6) === 0x30
+  )
+    return undefined;
   if (/^SIP\/\d+\.\d+$/i.test(v)) return ['Unsupported SIP version', 505];
   return ['Bad SIP version', 400];
 }

@@ -145,6 +145,84 @@ for (const n of [
 ])
   headerKey(n);
 
+/** Canonical keys of well-known headers, bucketed by length and lower-cased first letter. */
+const KNOWN = new Map<number, string[]>();
+for (const k of [
+  'via',
+  'from',
+  'to',
+  'call-id',
+  'cseq',
+  'contact',
+  'max-forwards',
+  'content-length',
+  'content-type',
+  'route',
+  'record-route',
+  'expires',
+  'allow',
+  'supported',
+  'user-agent',
+  'server',
+  'authorization',
+  'proxy-authorization',
+  'www-authenticate',
+  'proxy-authenticate',
+  'require',
+  'proxy-require',
+  'unsupported',
+  'accept',
+  'date',
+  'subject',
+  'event',
+  'allow-events',
+  'min-expires',
+  'content-encoding',
+  'content-disposition',
+  'session-expires',
+  'min-se',
+  'path',
+  'p-asserted-identity',
+  'refer-to',
+  'referred-by',
+  'organization',
+  'warning',
+  'timestamp',
+  'accept-encoding',
+  'accept-language',
+  'privacy',
+  'reason',
+  'rack',
+  'rseq',
+]) {
+  const b = k.length * 32 + (k.charCodeAt(0) - 97);
+  const list = KNOWN.get(b);
+  if (list) list.push(k);
+  else KNOWN.set(b, [k]);
+}
+
+/**
+ * headerKey() of the token text[s..e) without allocating for well-known names. The
+ * text must be token characters (so OR-ing 0x20 only folds letter case).
+ */
+export function keyAt(text: string, s: number, e: number): string {
+  const n = e - s;
+  const c0 = text.charCodeAt(s) | 0x20;
+  if (n === 1) {
+    const k = COMPACT[String.fromCharCode(c0)];
+    if (k !== undefined) return k;
+  } else {
+    const list = KNOWN.get(n * 32 + (c0 - 97));
+    if (list !== undefined)
+      for (const k of list) {
+        let j = 0;
+        while (j < n && (text.charCodeAt(s + j) | 0x20) === k.charCodeAt(j)) j++;
+        if (j === n) return k;
+      }
+  }
+  return headerKey(text.substring(s, e));
+}
+
 /** Spelling used when we emit a header given by the caller as `name`. */
 export function prettyName(name: string): string {
   if (name.length === 1) {

@@ -51,6 +51,21 @@ describe('round trip and edits', () => {
     assert.deepEqual(out.body, parseOk(typicalInvite()).body);
   });
 
+  it('typed accessor caches follow edits', () => {
+    const m = parseOk(typicalInvite());
+    assert.equal(m.from.tag, '9fxced76sl');
+    assert.equal(m.to.tag, undefined);
+    assert.equal(m.cseq.seq, 1);
+    m.replaceHeader('From', '<sip:x@example.org>;tag=new');
+    m.replaceHeader('To', '<sip:y@example.org>;tag=t2');
+    m.replaceHeader('CSeq', '2 INVITE');
+    assert.equal(m.from.tag, 'new');
+    assert.equal(m.to.tag, 't2');
+    assert.equal(m.cseq.seq, 2);
+    m.removeHeader('via');
+    assert.deepEqual(m.vias, []);
+  });
+
   it('replace keeps the name spelling of the original line', () => {
     const m = parseOk(request('OPTIONS', 'sip:d@example.net', ['s: old']));
     m.replaceHeader('Subject', 'new');
