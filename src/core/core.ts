@@ -1,0 +1,462 @@
+/**
+ * The core of one server instance: the receive pipeline (parse → Via fix-up → script),
+ * stateless replies and forwarding, and the services modules use (CoreApi).
+ */
+import { createHash } from 'node:crypto';
+import { type DnsProto, SipResolver } from '../net/dns.js';
+import { formatHostPort, ipFamily, normalizeIp } from '../net/ip.js';
+import { type RecvInfo, type SendTarget, Transports } from '../net/transports.js';
+import type { CompiledScript } from '../script/compiler.js';
+import { SipParseError } from '../sip/errors.js';
+import type { Via } from '../sip/headers.js';
+import { parseMessage, type SipMessage } from '../sip/message.js';
+import { buildParseErrorReply, buildReply, generateTag } from '../sip/reply.js';
+import { parseUri } from '../sip/uri.js';
+import type { CoreApi, Origin, ReplyExtras } from './api.js';
+import type { CoreConfig } from './config.js';
+import type { MsgContext, Proto } from './context.js';
+import { L_DBG, L_ERR, L_WARN, Logger, type LogSink, StderrSink } from './log.js';
+import { MessageContext } from './msg-context.js';
+import { Myself } from './myself.js';
+import { type Clock, systemClock, TimerWheel } from './timer.js';
+import { SERVER_HDR } from './version.js';
+import { replaceTopVia, viaDefaultPort, viaWithReceived } from './via.js';
+
+/** SER's err2reason_phrase texts for sl_reply_error() */
+export const E_BAD_ADDRESS = { code: 478, reason: 'Unresolvable destination (478/SL)' };
+export const E_SEND = { code: 477, reason: 'Unfortunately error on sending to next hop occurred (477/SL)' };
+export const E_LOOP = { code: 482, reason: 'Loop Detected' };
+
+export interface CoreStats {
+  rcv_requests: number;
+  rcv_replies: number;
+  fwd_requests: number;
+  fwd_replies: number;
+  drop_requests: number;
+  drop_replies: number;
+  err_requests: number;
+  err_replies: number;
+  bad_msgs: number;
+  [k: string]: number;
+}
+
+export interface CoreOptions {
+  clock?: Clock;
+  logSink?: LogSink;
+  resolver?: SipResolver;
+}
+
+/** Stateless branch (RFC 3261 §16.11): the same for every retransmission of a request. */
+function statelessBranch(msg: SipMessage, ruri: string): string {
+  const v = msg.topVia;
+  const h = createHash('md5');
+  if (v?.branch?.startsWith('z9hG4bK')) h.update(v.branch).update(v.host).update(String(v.port ?? ''));
+  else h.update(msg.callId).update(msg.fromTag ?? '').update(String(msg.cseq.seq)).update(msg.toTag ?? '');
+  h.update(ruri);
+  return `z9hG4bKsl${h.digest('hex').slice(0, 20)}`;
+}
+
+export class Core implements CoreApi {
+  readonly log: Logger;
+  readonly clock: Clock;
+  readonly timers: TimerWheel;
+  readonly myself = new Myself();
+  readonly resolver: SipResolver;
+  transports: Transports | undefined;
+  script: CompiledScript | undefined;
+  readonly stats: CoreStats = {
+    rcv_requests: 0,
+    rcv_replies: 0,
+    fwd_requests: 0,
+    fwd_replies: 0,
+    drop_requests: 0,
+    drop_replies: 0,
+    err_requests: 0,
+    err_replies: 0,
+    bad_msgs: 0,
+  };
+  readonly statGroups = new Map<string, () => Record<string, number>>();
+  private readonly filters: ((ctx: MsgContext) => boolean)[] = [];
+  private replyHandler: ((msg: SipMessage, origin: Origin) => boolean) | undefined;
+  readonly startedAt = new Date();
+
+  constructor(
+    readonly config: CoreConfig,
+    opts: CoreOptions = {},
+  ) {
+    this.clock = opts.clock ?? systemClock;
+    this.timers = new TimerWheel(this.clock);
+    this.log = new Logger(config.debug, opts.logSink ?? new StderrSink());
+    this.timers.onError = (e) => this.log.err(`timer callback failed: ${(e as Error)?.stack ?? e}`);
+    this.resolver = opts.resolver ?? new SipResolver({ transports: config.disableTcp ? ['udp'] : ['udp', 'tcp'] });
+    for (const a of config.aliases) this.myself.add(a.host, a.port);
+    this.addStats('core', () => ({ ...this.stats }));
+  }
+
+  // ------------------------------------------------------------------ lifecycle
+
+  async start(): Promise<void> {
+    const c = this.config;
+    this.transports = new Transports({
+      listen: c.listen.map((l) => ({ ...l, advertise: c.advertisedAddress, advertisePort: c.advertisedPort })),
+      onMessage: (data, info) => this.receive(data, info),
+      onOversize: (partial, info) => this.onOversize(partial, info),
+      onFramingError: (reason, _partial, info) =>
+        this.log.once(L_WARN, `framing:${reason}`, `WARNING: tcp: ${reason} from ${info.src.ip}:${info.src.port}`),
+      onError: (err, where) => this.log.once(L_ERR, `net:${where}`, `ERROR: ${where}: ${(err as Error)?.message ?? err}`),
+      maxBuffer: c.maxBuffer,
+      tcp: {
+        idleTimeoutMs: c.tcpConnectionLifetime * 1000,
+        maxConnections: c.tcpMaxConnections,
+        connectTimeoutMs: c.tcpConnectTimeout * 1000,
+      },
+    });
+    await this.transports.start();
+    for (const s of this.transports.listening) {
+      this.myself.addAddress(s.ip, s.port);
+      if (s.address !== s.ip) this.myself.addAddress(s.address, s.advertisedPort);
+    }
+    this.addStats('net', (): Record<string, number> => {
+      const st = this.transports?.getStats();
+      if (!st) return {};
+      const out: Record<string, number> = {};
+      for (const [k, v] of Object.entries(st.udp)) out[`udp_${k}`] = v;
+      for (const [k, v] of Object.entries(st.tcp)) out[`tcp_${k}`] = v;
+      return out;
+    });
+    this.timers.start();
+  }
+
+  async stop(): Promise<void> {
+    this.timers.stop();
+    await this.transports?.close();
+    this.resolver.close();
+  }
+
+  // ------------------------------------------------------------------ CoreApi
+
+  isMyself(host: string, port: number): boolean {
+    return this.myself.matches(host, port);
+  }
+
+  addRequestFilter(fn: (ctx: MsgContext) => boolean): void {
+    this.filters.push(fn);
+  }
+
+  setReplyHandler(fn: (msg: SipMessage, origin: Origin) => boolean): void {
+    this.replyHandler = fn;
+  }
+
+  addStats(group: string, read: () => Record<string, number>): void {
+    this.statGroups.set(group, read);
+  }
+
+  buildReply(ctx: MsgContext, code: number, reason: string, extras?: ReplyExtras): Buffer {
+    const c = this.config;
+    const msg = ctx.msg;
+    return buildReply(msg, code, reason, {
+      toTag: extras?.toTag ?? generateTag(),
+      headers: extras?.headers,
+      body: extras?.body,
+      contentType: extras?.contentType,
+      server: c.serverSignature ? (c.serverHeader ?? SERVER_HDR) : undefined,
+      warning: c.sipWarning
+        ? {
+            ip: ctx.dst.ip,
+            port: ctx.dst.port,
+            pid: process.pid,
+            srcIp: ctx.src.ip,
+            srcPort: ctx.src.port,
+            inUri: msg.ruri,
+            outUri: ctx.ruri,
+            viaCount: msg.vias.length,
+          }
+        : undefined,
+    });
+  }
+
+  /**
+   * RFC 3261 §18.2.2 for a request we received: over TCP back on its connection;
+   * over UDP to the source address, at the rport when the client asked for it, else at
+   * the Via port (SER without reply_to_via); with reply_to_via, to the Via sent-by.
+   */
+  sendToOrigin(msg: SipMessage, origin: Origin, data: Buffer): boolean {
+    const t = this.transports;
+    if (!t) return false;
+    const proto = origin.src.proto;
+    if (proto !== 'udp') {
+      const r = t.send({ proto, ip: origin.src.ip, port: origin.src.port, connId: origin.connId }, data);
+      if (r instanceof Promise) r.catch(() => {});
+      return r !== false;
+    }
+    let ip = origin.src.ip;
+    let port = origin.src.port;
+    try {
+      const v = msg.topVia;
+      if (v) {
+        if (this.config.replyToVia && ipFamily(v.host) !== 0) ip = v.host;
+        if (v.rportValue !== undefined) port = v.rportValue;
+        else if (!v.rport) port = v.port ?? viaDefaultPort(v.transport);
+      }
+    } catch {
+      /* an unparsable Via: answer the source */
+    }
+    const r = t.send({ proto: 'udp', ip, port }, data);
+    if (r instanceof Promise) r.catch(() => {});
+    return r !== false;
+  }
+
+  send(target: SendTarget, data: Buffer): boolean | Promise<boolean> {
+    if (!this.transports) return false;
+    return this.transports.send(target, data);
+  }
+
+  async resolveUri(uri: string): Promise<SendTarget[]> {
+    const u = parseUri(uri);
+    if (u.kind !== 'sip' && u.kind !== 'sips') return [];
+    const transport = u.params.find((p) => p.name.toLowerCase() === 'transport')?.value;
+    const maddr = u.params.find((p) => p.name.toLowerCase() === 'maddr')?.value;
+    const targets = await this.resolver.resolve({
+      host: u.host,
+      port: u.port,
+      transport,
+      maddr,
+      secure: u.kind === 'sips',
+    });
+    return targets.map((t) => ({ proto: t.proto as Proto, ip: t.ip, port: t.port }));
+  }
+
+  viaFor(target: SendTarget, branch: string): string | undefined {
+    const v = this.transports?.viaFor(target);
+    if (!v) return undefined;
+    const proto = target.proto.toUpperCase();
+    // SER writes no port for the default one (seed 003 Ex 2-11)
+    const hp = v.port === 5060 && target.proto !== 'tls' ? formatHostPort(v.host, 0).replace(/:0$/, '') : v.hostport;
+    return `SIP/2.0/${proto} ${hp};branch=${branch}`;
+  }
+
+  // ------------------------------------------------------------------ receive pipeline
+
+  receive(data: Buffer, info: RecvInfo): void {
+    let msg: SipMessage;
+    try {
+      msg = parseMessage(data, { datagram: info.src.proto === 'udp' });
+    } catch (e) {
+      this.onParseError(e, info);
+      return;
+    }
+    try {
+      if (msg.isRequest) this.onRequest(msg, info);
+      else this.onReply(msg, info);
+    } catch (e) {
+      // a header that fails its lazy parse is a bad message like any other
+      if (e instanceof SipParseError) this.onParseError(e, info, msg);
+      else this.log.err(`processing a message failed: ${(e as Error)?.stack ?? e}`);
+    }
+  }
+
+  private onParseError(e: unknown, info: RecvInfo, msg?: SipMessage): void {
+    this.stats.bad_msgs++;
+    if (!(e instanceof SipParseError)) {
+      this.log.err(`parser failure: ${(e as Error)?.stack ?? e}`);
+      return;
+    }
+    this.log.once(
+      L_WARN,
+      `parse:${e.reason}`,
+      `WARNING: bad message from ${info.src.ip}:${info.src.port}: ${e.reason} (logged once per reason)`,
+    );
+    // a reply is never answered; a request is, when enough of it was read (never an ACK)
+    const isRequest = msg ? msg.isRequest : e.isRequest;
+    if (!isRequest) return;
+    let buf: Buffer | undefined;
+    if (msg && msg.method !== 'ACK') {
+      try {
+        buf = buildReply(msg, 400, `Bad Request (${e.reason})`, {
+          toTag: generateTag(),
+          server: this.config.serverSignature ? SERVER_HDR : undefined,
+        });
+      } catch {
+        buf = undefined;
+      }
+    } else if (!msg) {
+      buf = buildParseErrorReply(e, { server: this.config.serverSignature ? SERVER_HDR : undefined });
+    }
+    if (!buf) return;
+    this.sendToOrigin(msg ?? ({ topVia: undefined } as unknown as SipMessage), info, buf);
+  }
+
+  private onOversize(partial: Buffer, info: RecvInfo): void {
+    this.stats.bad_msgs++;
+    this.log.once(L_WARN, 'oversize', `WARNING: tcp: message too large from ${info.src.ip}:${info.src.port}`);
+    // answer 513 when the headers we got are enough for a reply
+    const end = partial.indexOf('\r\n\r\n');
+    if (end < 0) return;
+    try {
+      const head = Buffer.concat([partial.subarray(0, end), Buffer.from('\r\nContent-Length: 0\r\n\r\n')]);
+      const text = head.toString('latin1').replace(/\r\n(content-length|l)\s*:[^\r\n]*/gi, '');
+      const m = parseMessage(Buffer.from(`${text}`, 'latin1'), { datagram: true });
+      if (!m.isRequest || m.method === 'ACK') return;
+      const buf = buildReply(m, 513, 'Message too large', { toTag: generateTag() });
+      this.sendToOrigin(m, info, buf);
+    } catch {
+      /* not enough to answer */
+    }
+  }
+
+  private onRequest(msg: SipMessage, info: RecvInfo): void {
+    this.stats.rcv_requests++;
+    const ctx = new MessageContext(msg, info.src, info.dst, 'request', info.connId);
+    const v = msg.topVia;
+    if (v) {
+      const fixed = viaWithReceived(v, info.src.ip, info.src.port, false);
+      if (fixed !== undefined) replaceTopVia(msg, fixed);
+    }
+    for (const f of this.filters) if (!f(ctx)) return;
+    this.runScript(ctx, 'request', '0');
+  }
+
+  /** Run a route for a context; errors are logged and never escape. */
+  runScript(ctx: MsgContext, kind: 'request' | 'failure' | 'onreply' | 'branch', name: string): number | Promise<number> {
+    const script = this.script;
+    if (!script) return 0;
+    try {
+      const r = script.run(kind, name, ctx);
+      if (r instanceof Promise) {
+        return r.catch((e) => {
+          this.stats.err_requests++;
+          this.log.err(`script ${kind}[${name}] failed: ${(e as Error)?.stack ?? e}`);
+          return 0;
+        });
+      }
+      return r;
+    } catch (e) {
+      if (e instanceof SipParseError) throw e;
+      this.stats.err_requests++;
+      this.log.err(`script ${kind}[${name}] failed: ${(e as Error)?.stack ?? e}`);
+      return 0;
+    }
+  }
+
+  /** force_rport(): add received/rport to the top Via now, so replies go to the source port. */
+  forceRport(ctx: MsgContext): void {
+    const v = ctx.msg.topVia;
+    if (!v) return;
+    const fixed = viaWithReceived(v, ctx.src.ip, ctx.src.port, true);
+    if (fixed !== undefined) replaceTopVia(ctx.msg, fixed);
+  }
+
+  private onReply(msg: SipMessage, info: RecvInfo): void {
+    this.stats.rcv_replies++;
+    const origin: Origin = { src: info.src, dst: info.dst, connId: info.connId };
+    if (this.replyHandler?.(msg, origin)) return;
+    void this.forwardReply(msg);
+  }
+
+  /** Is this Via one we put in (host and port are ours)? */
+  isOurVia(v: Via): boolean {
+    return this.isMyself(v.host, v.port ?? viaDefaultPort(v.transport));
+  }
+
+  /** Stateless reply forwarding: strip our Via and send to the next one (RFC 3261 §16.7, §18.2.2). */
+  async forwardReply(msg: SipMessage): Promise<boolean> {
+    const vias = msg.vias;
+    const top = vias[0];
+    if (!top || !this.isOurVia(top)) {
+      this.stats.drop_replies++;
+      this.log.once(L_DBG, 'reply-not-ours', 'DBG: reply whose top Via is not ours dropped');
+      return false;
+    }
+    const next = vias[1];
+    if (!next) {
+      this.stats.drop_replies++;
+      return false;
+    }
+    msg.removeTopVia();
+    const proto = next.transport.toLowerCase() as DnsProto;
+    let ip = next.received ?? next.host;
+    const port = next.rportValue ?? next.port ?? viaDefaultPort(next.transport);
+    if (ipFamily(ip) === 0) {
+      try {
+        const t = await this.resolver.resolve({ host: ip, port, transport: proto });
+        if (t.length === 0) throw new Error('no address');
+        ip = t[0].ip;
+      } catch {
+        this.stats.drop_replies++;
+        this.log.once(L_WARN, 'reply-dns', `WARNING: cannot resolve the Via host ${next.host} of a reply`);
+        return false;
+      }
+    }
+    if (proto !== 'udp') msg.ensureContentLength();
+    const ok = await this.send({ proto: proto as Proto, ip: normalizeIp(ip), port }, msg.serialize());
+    if (ok) this.stats.fwd_replies++;
+    else this.stats.drop_replies++;
+    return ok;
+  }
+
+  // ------------------------------------------------------------------ stateless request forwarding
+
+  /**
+   * SER's forward(): send the request statelessly (RFC 3261 §16.11) to `dest`, or to the
+   * next hop of the destination URI / R-URI. Only the first URI of the destination set is used.
+   */
+  async forwardRequest(
+    ctx: MsgContext,
+    dest?: { host: string; port?: number; proto?: Proto },
+    asIs = false,
+  ): Promise<number> {
+    const msg = ctx.msg;
+    let targets: SendTarget[];
+    try {
+      if (dest) {
+        const uri = `sip:${dest.host.includes(':') && !dest.host.startsWith('[') ? `[${dest.host}]` : dest.host}${dest.port ? `:${dest.port}` : ''}${dest.proto ? `;transport=${dest.proto}` : ''}`;
+        targets = await this.resolveUri(uri);
+        if (dest.proto) targets = targets.filter((t) => t.proto === dest.proto);
+      } else {
+        targets = await this.resolveUri(ctx.dstUri ?? ctx.ruri);
+      }
+    } catch {
+      targets = [];
+    }
+    const target = targets[0];
+    if (!target) {
+      ctx.lastError = E_BAD_ADDRESS;
+      this.log.log(L_ERR, `ERROR: forward: cannot resolve the destination of ${ctx.dstUri ?? ctx.ruri}`);
+      return -1;
+    }
+    let data: Buffer;
+    if (asIs) {
+      data = msg.serialize();
+    } else {
+      const branch = statelessBranch(msg, ctx.ruri);
+      const via = this.viaFor(target, branch);
+      if (!via) {
+        ctx.lastError = E_SEND;
+        return -1;
+      }
+      // a Via of ours with this very branch means the request came back to us: a loop
+      for (const v of msg.vias) {
+        if (v.branch === branch && this.isOurVia(v)) {
+          ctx.lastError = E_LOOP;
+          this.log.log(L_WARN, 'WARNING: forward: loop detected');
+          return -1;
+        }
+      }
+      const ruriChanged = ctx.ruri !== msg.ruri;
+      if (ruriChanged) msg.setRuri(ctx.ruri);
+      msg.addHeader('Via', via, 'top');
+      if (target.proto !== 'udp') msg.ensureContentLength();
+      data = msg.serialize();
+      // undo: the script may go on with the message (e.g. forward twice)
+      msg.removeTopVia();
+      if (ruriChanged) msg.setRuri(msg.ruri);
+    }
+    const ok = await this.send(target, data);
+    if (!ok) {
+      ctx.lastError = E_SEND;
+      return -1;
+    }
+    this.stats.fwd_requests++;
+    return 1;
+  }
+}

@@ -1,0 +1,41 @@
+/** Via handling on receipt (RFC 3261 §18.2.1, RFC 3581) and reply routing (§18.2.2). */
+import type { Via } from '../sip/headers.js';
+import type { SipMessage } from '../sip/message.js';
+import { normHost } from './myself.js';
+
+/**
+ * The top Via with `received` (when the sent-by host is not the source address) and,
+ * when the client asked for it (`rport` without value) or the script forced it,
+ * `rport=<source port>`. Returns undefined when nothing has to change.
+ */
+export function viaWithReceived(via: Via, srcIp: string, srcPort: number, forceRport: boolean): string | undefined {
+  const needRport = (via.rport && via.rportValue === undefined) || (forceRport && via.rportValue !== srcPort);
+  const sameHost = normHost(via.host) === normHost(srcIp);
+  const needReceived = (!sameHost || needRport) && via.received !== srcIp;
+  if (!needRport && !needReceived) return undefined;
+  // rebuild the parameter list: drop old received/rport, keep the rest as written
+  const raw = via.raw;
+  const semi = raw.indexOf(';');
+  const head = semi < 0 ? raw.trimEnd() : raw.slice(0, semi).trimEnd();
+  let params = '';
+  for (const p of via.params) {
+    const k = p.name.toLowerCase();
+    if (k === 'received' || k === 'rport') continue;
+    params += p.value === undefined ? `;${p.name}` : `;${p.name}=${p.value}`;
+  }
+  if (needReceived || needRport) params += `;received=${srcIp}`;
+  if (needRport || via.rport) params += `;rport=${needRport ? srcPort : via.rportValue}`;
+  return head + params;
+}
+
+/** Replace the topmost Via value of a message. */
+export function replaceTopVia(msg: SipMessage, value: string): void {
+  msg.removeTopVia();
+  msg.addHeader('Via', value, 'top');
+}
+
+/** Default port of a Via transport. */
+export function viaDefaultPort(transport: string): number {
+  const t = transport.toLowerCase();
+  return t === 'tls' || t === 'wss' ? 5061 : 5060;
+}
