@@ -429,7 +429,7 @@ export function check(ast: ConfigAst, registry: Registry, source: string, opts: 
       case 'route':
         if (!opts.partial && !blocks.has(blockKey('request', s.target))) {
           const names = [...blocks.values()].filter((x) => x.kind === 'request').map((x) => x.name);
-          err('unknown-route', s.pos, `route(${s.target}): there is no block route[${s.target}]${didYouMean(s.target, names)}`);
+          err('unknown-route', s.pos, `route(${s.target}): there is no block route[${s.target}]${/^\d+$/.test(s.target) ? '' : didYouMean(s.target, names)}`);
         }
         return;
       case 'if':
