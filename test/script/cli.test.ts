@@ -12,17 +12,56 @@ const runSer = (...args: string[]) => spawnSync(process.execPath, [ser, ...args]
 
 describe('ser command line', () => {
   it('parses flags, repeated -d, combined flags and values', () => {
-    const a = parseSerArgs(['-f', 'x.cfg', '-dddd', '-d', '-DE', '-c', '-n4', '-P', '/run/ser.pid', '-u', 'ser', '-g', 'ser', '-w', '/tmp', '-t', '/jail', '-b', '262144', '-m', '32', '-i', '/tmp/ser_fifo', '-r', '-R', '-v']);
+    const a = parseSerArgs([
+      '-f',
+      'x.cfg',
+      '-dddd',
+      '-d',
+      '-DE',
+      '-c',
+      '-n4',
+      '-P',
+      '/run/ser.pid',
+      '-u',
+      'ser',
+      '-g',
+      'ser',
+      '-w',
+      '/tmp',
+      '-t',
+      '/jail',
+      '-b',
+      '262144',
+      '-m',
+      '32',
+      '-i',
+      '/tmp/ser_fifo',
+      '-r',
+      '-R',
+      '-v',
+    ]);
     assert.equal(a.configFile, 'x.cfg');
     assert.equal(a.debug, 5);
     assert.ok(a.foreground && a.logStderr && a.check && a.dns && a.revDns && a.checkVia);
-    assert.deepEqual([a.children, a.pidFile, a.user, a.group, a.workdir, a.chroot, a.maxBuffer, a.sharedMemory, a.fifo], [4, '/run/ser.pid', 'ser', 'ser', '/tmp', '/jail', 262144, 32, '/tmp/ser_fifo']);
+    assert.deepEqual(
+      [a.children, a.pidFile, a.user, a.group, a.workdir, a.chroot, a.maxBuffer, a.sharedMemory, a.fifo],
+      [4, '/run/ser.pid', 'ser', 'ser', '/tmp', '/jail', 262144, 32, '/tmp/ser_fifo'],
+    );
   });
   it('-p applies to the last -l and to the following ones (003 §6.3 example)', () => {
     const a = parseSerArgs(['-l', 'foo', '-l', 'bar', '-p', '5061', '-l', 'x', '-l', 'y']);
-    assert.deepEqual(a.listen.map((l) => `${l.host}:${l.port ?? 5060}`), ['foo:5060', 'bar:5061', 'x:5061', 'y:5061']);
+    assert.deepEqual(
+      a.listen.map((l) => `${l.host}:${l.port ?? 5060}`),
+      ['foo:5060', 'bar:5061', 'x:5061', 'y:5061'],
+    );
     const b = parseSerArgs(['-l', 'udp:1.2.3.4:5070', '-p', '5080', '-l', '[::1]']);
-    assert.deepEqual(b.listen.map((l) => [l.proto, l.host, l.port]), [['udp', '1.2.3.4', 5070], [undefined, '::1', 5080]]);
+    assert.deepEqual(
+      b.listen.map((l) => [l.proto, l.host, l.port]),
+      [
+        ['udp', '1.2.3.4', 5070],
+        [undefined, '::1', 5080],
+      ],
+    );
   });
   it('rejects unknown options and missing values', () => {
     assert.throws(() => parseSerArgs(['-z']), CliError);

@@ -10,12 +10,19 @@ const MODS = 'loadmodule "tm.so"\nloadmodule "sl.so"\n';
 
 async function compile(text: string, hooks: ScriptHooks = {}): Promise<{ script: CompiledScript; rec: Rec }> {
   const rec: Rec = { calls: [] };
-  const r = await loadConfig({ text: MODS + text }, { registry: testRegistry(rec), hooks, moduleStates: { tm: { relayed: 0 } } });
+  const r = await loadConfig(
+    { text: MODS + text },
+    { registry: testRegistry(rec), hooks, moduleStates: { tm: { relayed: 0 } } },
+  );
   assert.deepEqual(r.errors, [], formatErrors(r.errors));
   return { script: r.script!, rec };
 }
 /** run the main route; returns the value, the calls made and the context */
-async function run(text: string, c: FakeCtxInit = {}, hooks: ScriptHooks = {}): Promise<{ v: number; calls: string[]; ctx: MsgContext }> {
+async function run(
+  text: string,
+  c: FakeCtxInit = {},
+  hooks: ScriptHooks = {},
+): Promise<{ v: number; calls: string[]; ctx: MsgContext }> {
   const { script, rec } = await compile(text, hooks);
   const ctx = fakeCtx(c);
   const v = await script.run('request', '0', ctx);
@@ -30,16 +37,22 @@ describe('runtime: control flow', () => {
     assert.equal(r.v, 0);
   });
   it('break in route[n] returns to the caller, which continues', async () => {
-    const r = await run('route { route(1); log("after"); }\nroute[1] { log("in"); if (1) break; log("no"); }');
+    const r = await run(
+      'route { route(1); log("after"); }\nroute[1] { log("in"); if (1) break; log("no"); }',
+    );
     assert.deepEqual(logs(r.calls), ['in', 'after']);
   });
   it('an action returning 0 leaves the block, like break', async () => {
-    const r = await run('route { route(1); log("main"); ret(0); log("no"); }\nroute[1] { ret(0); log("no"); }');
+    const r = await run(
+      'route { route(1); log("main"); ret(0); log("no"); }\nroute[1] { ret(0); log("no"); }',
+    );
     assert.deepEqual(logs(r.calls), ['main']);
     assert.equal(r.v, 0);
   });
   it('an action returning 0 inside a condition leaves the block', async () => {
-    const r = await run('route { route(1); log("main"); }\nroute[1] { if (ret(0)) { log("t"); } else { log("f"); }; log("no"); }');
+    const r = await run(
+      'route { route(1); log("main"); }\nroute[1] { if (ret(0)) { log("t"); } else { log("f"); }; log("no"); }',
+    );
     assert.deepEqual(logs(r.calls), ['main']);
   });
   it('negative values are false and the script goes on', async () => {
@@ -53,7 +66,9 @@ describe('runtime: control flow', () => {
     assert.deepEqual(logs(r.calls), ['1 true', '2 false', '3 true']);
   });
   it('return; and return n; leave the block; return(0) ends the script', async () => {
-    const r = await run('route { route(1); log("a"); route(2); log("no"); }\nroute[1] { return; log("no"); }\nroute[2] { return 0; }');
+    const r = await run(
+      'route { route(1); log("a"); route(2); log("no"); }\nroute[1] { return; log("no"); }\nroute[2] { return 0; }',
+    );
     assert.deepEqual(logs(r.calls), ['a']);
     assert.equal(r.v, 0);
   });
@@ -62,7 +77,9 @@ describe('runtime: control flow', () => {
     assert.equal(r.v, 7);
   });
   it('exit ends the whole script from a nested route', async () => {
-    const r = await run('route { route(1); log("no"); }\nroute[1] { route(2); log("no"); }\nroute[2] { exit; }');
+    const r = await run(
+      'route { route(1); log("no"); }\nroute[1] { route(2); log("no"); }\nroute[2] { exit; }',
+    );
     assert.deepEqual(logs(r.calls), []);
     assert.equal(r.v, 0);
   });
@@ -80,7 +97,10 @@ describe('runtime: control flow', () => {
   });
   it('recursion is allowed, and a depth limit of 100 ends the script with an error log', async () => {
     const errors: string[] = [];
-    const { script, rec } = await compile('route { route(1); log("no"); }\nroute[1] { setflag(1); route(1); }', { log: (m) => errors.push(m) });
+    const { script, rec } = await compile(
+      'route { route(1); log("no"); }\nroute[1] { setflag(1); route(1); }',
+      { log: (m) => errors.push(m) },
+    );
     const ctx = fakeCtx();
     assert.equal(script.run('request', '0', ctx), 0);
     assert.equal(errors.length, 1);
@@ -88,16 +108,22 @@ describe('runtime: control flow', () => {
     assert.deepEqual(logs(rec.calls), []);
   });
   it('bounded recursion works', async () => {
-    const r = await run('route { route(1); log("done"); }\nroute[1] { if (isflagset(3)) break; if (isflagset(2)) setflag(3); if (isflagset(1)) setflag(2); setflag(1); log("r"); route(1); }');
+    const r = await run(
+      'route { route(1); log("done"); }\nroute[1] { if (isflagset(3)) break; if (isflagset(2)) setflag(3); if (isflagset(1)) setflag(2); setflag(1); log("r"); route(1); }',
+    );
     assert.deepEqual(logs(r.calls), ['r', 'r', 'r', 'done']);
   });
   it('flags: setflag, resetflag, isflagset', async () => {
-    const r = await run('route { setflag(1); setflag(31); resetflag(1); if (isflagset(31) && !isflagset(1)) log("ok"); }');
+    const r = await run(
+      'route { setflag(1); setflag(31); resetflag(1); if (isflagset(31) && !isflagset(1)) log("ok"); }',
+    );
     assert.deepEqual(logs(r.calls), ['ok']);
     assert.equal(r.ctx.flags >>> 0, 0x80000000);
   });
   it('other route kinds run by name; has() and names()', async () => {
-    const { script, rec } = await compile('route { t_on_failure("1"); }\nfailure_route[1] { append_branch("sip:b@x"); log("f"); }\nonreply_route[2] { log("r"); }');
+    const { script, rec } = await compile(
+      'route { t_on_failure("1"); }\nfailure_route[1] { append_branch("sip:b@x"); log("f"); }\nonreply_route[2] { log("r"); }',
+    );
     const ctx = fakeCtx();
     assert.equal(script.run('failure', '1', ctx), 1);
     assert.equal(ctx.routeKind, 'failure');
@@ -111,7 +137,9 @@ describe('runtime: control flow', () => {
 
 describe('runtime: async', () => {
   it('routes without async functions run synchronously; others return promises', async () => {
-    const { script, rec } = await compile('route { log("a"); if (method=="INVITE") route(2); }\nroute[1] { t_relay(); }\nroute[2] { log("b"); }\nroute[3] { route(1); }');
+    const { script, rec } = await compile(
+      'route { log("a"); if (method=="INVITE") route(2); }\nroute[1] { t_relay(); }\nroute[2] { log("b"); }\nroute[3] { route(1); }',
+    );
     assert.equal(script.isAsync('request', '0'), false);
     assert.equal(script.isAsync('request', '1'), true);
     assert.equal(script.isAsync('request', '3'), true, 'async through route(n)');
@@ -126,7 +154,9 @@ describe('runtime: async', () => {
     const states = { tm: { relayed: 0 } };
     const rec: Rec = { calls: [] };
     const r = await loadConfig(
-      { text: `${MODS}route { log("1"); if (!t_relay()) { log("no"); } else { log("2"); }; t_relay(); log("3"); }` },
+      {
+        text: `${MODS}route { log("1"); if (!t_relay()) { log("no"); } else { log("2"); }; t_relay(); log("3"); }`,
+      },
       { registry: testRegistry(rec) },
     );
     r.script!.setModuleStates(states);
@@ -163,7 +193,10 @@ describe('runtime: operators and operands', () => {
         return h === 'foo.bar';
       },
     };
-    assert.equal(await t('uri==myself', { ruri: 'sip:alice:pw@foo.bar:5070;transport=udp?x=y@z' }, hooks), true);
+    assert.equal(
+      await t('uri==myself', { ruri: 'sip:alice:pw@foo.bar:5070;transport=udp?x=y@z' }, hooks),
+      true,
+    );
     assert.equal(await t('!uri==myself', { ruri: 'sip:alice@other.bar' }, hooks), true);
     assert.equal(await t('uri!=myself', { ruri: 'sip:alice@other.bar' }, hooks), true);
     assert.deepEqual(seen[0], ['foo.bar', 5070]);
@@ -171,7 +204,9 @@ describe('runtime: operators and operands', () => {
     assert.deepEqual(uriHostPort('sip:foo.bar'), { host: 'foo.bar', port: undefined });
   });
   it('status in a reply compares as a string, so regexes work', async () => {
-    const { script, rec } = await compile('onreply_route[1] { if (status=~"(180)|(183)|2[0-9][0-9]") log("T"); if (status == 200) log("200"); if (status >= 300) log("big"); }');
+    const { script, rec } = await compile(
+      'onreply_route[1] { if (status=~"(180)|(183)|2[0-9][0-9]") log("T"); if (status == 200) log("200"); if (status >= 300) log("big"); }',
+    );
     script.run('onreply', '1', fakeCtx({ status: 183 }));
     script.run('onreply', '1', fakeCtx({ status: 200 }));
     script.run('onreply', '1', fakeCtx({ status: 486 }));
@@ -189,7 +224,10 @@ describe('runtime: operators and operands', () => {
     assert.equal(await t('src_ip==[::1]', { srcIp: '0:0:0:0:0:0:0:1' }), true);
     assert.equal(await t('src_ip!=192.168.2.15', { srcIp: '192.168.2.16' }), true);
     assert.equal(await t('dst_ip==127.0.0.1', { dstIp: '127.0.0.1' }), true);
-    assert.equal(await t('src_ip==myself', { srcIp: '10.0.0.9' }, { isMyself: (h) => h === '10.0.0.9' }), true);
+    assert.equal(
+      await t('src_ip==myself', { srcIp: '10.0.0.9' }, { isMyself: (h) => h === '10.0.0.9' }),
+      true,
+    );
     assert.equal(await t('src_ip=~"^192\\.168\\."', { srcIp: '192.168.3.3' }), true);
     const resolve = async (h: string) => (h === 'backup.foo.bar' ? ['10.9.9.9', '2001:db8::9'] : []);
     assert.equal(await t('src_ip==backup.foo.bar', { srcIp: '10.9.9.9' }, { resolve }), true);
@@ -210,7 +248,10 @@ describe('runtime: operators and operands', () => {
     assert.equal(await t('msg:len >= max_len', { raw: 'x'.repeat(100) }), false);
   });
   it('&&, ||, single & and |, and/or/not, parentheses, short-circuit', async () => {
-    assert.equal(await t('method=="INVITE" && uri=~"^sip:a" || ret(-1)', { method: 'INVITE', ruri: 'sip:a@b' }), true);
+    assert.equal(
+      await t('method=="INVITE" && uri=~"^sip:a" || ret(-1)', { method: 'INVITE', ruri: 'sip:a@b' }),
+      true,
+    );
     assert.equal(await t('ret(-1) | ret(1) & ret(1)'), true);
     assert.equal(await t('not (ret(1) and ret(-1))'), true);
     const r = await run('route { if (ret(-1) && ret(7)) log("x"); if (ret(1) || ret(8)) log("y"); }');
@@ -221,11 +262,20 @@ describe('runtime: operators and operands', () => {
     assert.equal(await t('0'), false);
   });
   it('brace-less if … route(1) ⏎ else …; form', async () => {
-    const r = await run('route { if (method=="INVITE") route(1)\nelse log("other");\nlog("end"); }\nroute[1] { log("r1"); }', { method: 'BYE' });
+    const r = await run(
+      'route { if (method=="INVITE") route(1)\nelse log("other");\nlog("end"); }\nroute[1] { log("r1"); }',
+      { method: 'BYE' },
+    );
     assert.deepEqual(logs(r.calls), ['other', 'end']);
   });
   it('forward(uri:host, uri:port) and bare IP arguments reach the function', async () => {
-    const r = await run('route { forward(uri:host, uri:port); forward(192.168.0.1, 5060); forward("gw.foo.bar"); }');
-    assert.deepEqual(r.calls, ['forward:uri:host:uri:port', 'forward:192.168.0.1:5060', 'forward:gw.foo.bar:']);
+    const r = await run(
+      'route { forward(uri:host, uri:port); forward(192.168.0.1, 5060); forward("gw.foo.bar"); }',
+    );
+    assert.deepEqual(r.calls, [
+      'forward:uri:host:uri:port',
+      'forward:192.168.0.1:5060',
+      'forward:gw.foo.bar:',
+    ]);
   });
 });
