@@ -20,10 +20,18 @@ const fn = (
 });
 
 let sent = 0;
+const countSent = (): number => {
+  sent++;
+  return 1;
+};
+const setFlag = (ctx: MsgContext): number => {
+  ctx.flags |= 2;
+  return 1;
+};
 const core: ModuleDef = {
   name: 'core',
   functions: {
-    setflag: fn((ctx) => ((ctx.flags |= 2), 1), [[int('flag')]]),
+    setflag: fn(setFlag, [[int('flag')]]),
     isflagset: fn(-1, [[int('flag')]]),
     log: fn(1, [[str('m')], [int('l'), str('m')]]),
     len_gt: fn(-1, [[int('n', { allowMaxLen: true })]]),
@@ -35,15 +43,15 @@ const mods: Record<string, ModuleDef> = {
   core,
   sl: {
     name: 'sl',
-    functions: { sl_send_reply: fn(() => (sent++, 1), [[str('c'), str('r')]]), sl_reply_error: fn(1) },
+    functions: { sl_send_reply: fn(countSent, [[str('c'), str('r')]]), sl_reply_error: fn(1) },
   },
-  tm: { name: 'tm', functions: { t_relay: fn(() => (sent++, 1)), t_on_failure: fn(1, [[str('r')]]) } },
+  tm: { name: 'tm', functions: { t_relay: fn(countSent), t_on_failure: fn(1, [[str('r')]]) } },
   rr: { name: 'rr', functions: { record_route: fn(1), loose_route: fn(-1) } },
   maxfwd: { name: 'maxfwd', functions: { mf_process_maxfwd_header: fn(1, [[str('n')]]) } },
   usrloc: { name: 'usrloc' },
   registrar: {
     name: 'registrar',
-    functions: { save: fn(() => (sent++, 1), [[str('t')]]), lookup: fn(1, [[str('t')]]) },
+    functions: { save: fn(countSent, [[str('t')]]), lookup: fn(1, [[str('t')]]) },
   },
 };
 
