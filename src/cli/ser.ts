@@ -165,7 +165,8 @@ export function parseSerArgs(argv: readonly string[]): SerArgs {
           break;
         case 'l':
           a.listen.push(parseListen(v));
-          if (!a.listen[a.listen.length - 1]!.explicitPort && a.port !== undefined) a.listen[a.listen.length - 1]!.port = a.port;
+          if (!a.listen[a.listen.length - 1]!.explicitPort && a.port !== undefined)
+            a.listen[a.listen.length - 1]!.port = a.port;
           break;
         case 'p': {
           const p = intArg('p', v, 1, 65535);
@@ -211,7 +212,9 @@ export function parseSerArgs(argv: readonly string[]): SerArgs {
 export function version(): string {
   let v = 'unknown';
   try {
-    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+      version?: string;
+    };
     v = pkg.version ?? v;
   } catch {
     /* not beside its package.json */
@@ -266,7 +269,9 @@ export async function main(argv: readonly string[]): Promise<number> {
   if (args.check) {
     const r = await loadConfig({ path: args.configFile }, { registry: createRegistry(modules) });
     if (r.errors.length > 0) {
-      process.stderr.write(`${formatErrors(r.errors)}\n${r.errors.length} error${r.errors.length === 1 ? '' : 's'} in ${args.configFile}\n`);
+      process.stderr.write(
+        `${formatErrors(r.errors)}\n${r.errors.length} error${r.errors.length === 1 ? '' : 's'} in ${args.configFile}\n`,
+      );
       return 1;
     }
     process.stdout.write(`config file ok, exiting...\n`);
@@ -280,7 +285,9 @@ function isMain(): boolean {
   const entry = process.argv[1];
   if (!entry) return false;
   try {
-    return realpathSync(entry) === fileURLToPath(import.meta.url) || pathToFileURL(entry).href === import.meta.url;
+    return (
+      realpathSync(entry) === fileURLToPath(import.meta.url) || pathToFileURL(entry).href === import.meta.url
+    );
   } catch {
     return false;
   }

@@ -48,7 +48,10 @@ export function str(name: string, opts: { allowBare?: boolean; nonEmpty?: boolea
 }
 
 /** An integer, bare or quoted ("5060"); `max_len` when allowed. */
-export function int(name: string, opts: { min?: number; max?: number; allowMaxLen?: boolean } = {}): ArgSpec<number> {
+export function int(
+  name: string,
+  opts: { min?: number; max?: number; allowMaxLen?: boolean } = {},
+): ArgSpec<number> {
   return {
     name,
     fixup(a) {
@@ -83,12 +86,15 @@ export function regex(name = 'regex', opts: PosixRegexOptions = {}): ArgSpec<Reg
   return {
     name,
     fixup(a) {
-      if (a.kind !== 'string') throw new FixupError(`${name} must be a quoted regular expression, not ${describeArg(a)}`);
+      if (a.kind !== 'string')
+        throw new FixupError(`${name} must be a quoted regular expression, not ${describeArg(a)}`);
       try {
         return posixRegExp(a.value, opts);
       } catch (e) {
         if (e instanceof PosixRegexError) {
-          throw new FixupError(`invalid regular expression "${a.value}": ${e.message} (at offset ${e.offset})`);
+          throw new FixupError(
+            `invalid regular expression "${a.value}": ${e.message} (at offset ${e.offset})`,
+          );
         }
         throw e;
       }
@@ -108,7 +114,8 @@ export function routeRef(kind: RouteKind, name = 'route'): ArgSpec<string> {
     name,
     fixup(a, env: FixupEnv) {
       let v = textOf(a);
-      if (v === undefined || a.kind === 'ident') throw new FixupError(`${name} must be a route number, not ${describeArg(a)}`);
+      if (v === undefined || a.kind === 'ident')
+        throw new FixupError(`${name} must be a route number, not ${describeArg(a)}`);
       if (/^\d+$/.test(v)) v = String(Number(v));
       if (!env.routeExists(kind, v)) throw new FixupError(`${blockWord[kind]}[${v}] does not exist`);
       return v;
@@ -123,7 +130,8 @@ export function hostOrIp(name = 'host', opts: { allowUriHost?: boolean } = {}): 
     fixup(a) {
       if (a.kind === 'uri_host' && opts.allowUriHost) return null;
       const v = a.kind === 'string' || a.kind === 'ident' ? a.value.trim() : undefined;
-      if (v === undefined || v === '') throw new FixupError(`${name} must be a host name or an IP address, not ${describeArg(a)}`);
+      if (v === undefined || v === '')
+        throw new FixupError(`${name} must be a host name or an IP address, not ${describeArg(a)}`);
       const bare = v.startsWith('[') && v.endsWith(']') ? v.slice(1, -1) : v;
       if (isIP(bare) === 0 && !/^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?$/.test(bare)) {
         throw new FixupError(`${name} '${v}' is not a valid host name or IP address`);
@@ -152,7 +160,8 @@ export function oneOf<T extends string>(name: string, values: readonly T[]): Arg
     fixup(a) {
       const v = textOf(a);
       const hit = values.find((x) => x.toLowerCase() === v?.toLowerCase());
-      if (hit === undefined) throw new FixupError(`${name} must be one of ${values.join(', ')}, not ${describeArg(a)}`);
+      if (hit === undefined)
+        throw new FixupError(`${name} must be one of ${values.join(', ')}, not ${describeArg(a)}`);
       return hit;
     },
   };

@@ -161,7 +161,12 @@ export type RhsNode =
   | { readonly type: 'myself'; readonly pos: Pos }
   | { readonly type: 'max_len'; readonly pos: Pos }
   /** IP/bits or IP/netmask */
-  | { readonly type: 'net'; readonly ip: HostValue; readonly mask: HostValue | NumberValue; readonly pos: Pos };
+  | {
+      readonly type: 'net';
+      readonly ip: HostValue;
+      readonly mask: HostValue | NumberValue;
+      readonly pos: Pos;
+    };
 
 export interface CmpExpr {
   readonly type: 'cmp';

@@ -124,22 +124,34 @@ export function toScriptArg(a: ArgNode): ScriptArg {
 }
 
 /** Check a parsed config against the modules of this build. */
-export function check(ast: ConfigAst, registry: Registry, source: string, opts: CheckOptions = {}): CheckResult {
+export function check(
+  ast: ConfigAst,
+  registry: Registry,
+  source: string,
+  opts: CheckOptions = {},
+): CheckResult {
   const errors: Diagnostic[] = [];
   const srcLines = source.split('\n');
   const lineOf = (p: Pos): string => (srcLines[p.line - 1] ?? '').trim();
-  const err = (code: DiagnosticCode, pos: Pos, message: string): void => {
+  const err = (code: DiagnosticCode, pos: Pos, message: string): undefined => {
     errors.push({ code, pos, message, text: lineOf(pos) });
   };
 
-  const config: ServerConfig = { options: new Map(), listen: [], aliases: [], modules: [], modparams: new Map() };
+  const config: ServerConfig = {
+    options: new Map(),
+    listen: [],
+    aliases: [],
+    modules: [],
+    modparams: new Map(),
+  };
 
   // ---------------------------------------------------------------- options
   for (const item of ast.items) if (item.type === 'option') checkOption(item, config, err);
 
   // ---------------------------------------------------------------- modules
   const loadedNames = new Set<string>(); // every loadmodule, available or not
-  if (registry.get(CORE_MODULE)) config.modules.push({ name: CORE_MODULE, path: '(built-in)', pos: { file: ast.file, line: 0, col: 0 } });
+  if (registry.get(CORE_MODULE))
+    config.modules.push({ name: CORE_MODULE, path: '(built-in)', pos: { file: ast.file, line: 0, col: 0 } });
   for (const item of ast.items) {
     if (item.type !== 'loadmodule') continue;
     if (loadedNames.has(item.name)) continue;
@@ -158,7 +170,8 @@ export function check(ast: ConfigAst, registry: Registry, source: string, opts: 
   const available = new Set(config.modules.map((m) => m.name));
   for (const m of config.modules) {
     for (const dep of registry.get(m.name)?.deps ?? []) {
-      if (!loadedNames.has(dep)) err('module-dependency', m.pos, `module '${m.name}' needs module '${dep}': load it too`);
+      if (!loadedNames.has(dep))
+        err('module-dependency', m.pos, `module '${m.name}' needs module '${dep}': load it too`);
     }
   }
 
@@ -172,7 +185,10 @@ export function check(ast: ConfigAst, registry: Registry, source: string, opts: 
       .map((m) => m.name);
     if (targets.length === 0) {
       // a module whose loadmodule failed was reported already, and the parameter may be its
-      if (names.some((n) => loadedNames.has(n)) || loadedNames.size > available.size - (available.has(CORE_MODULE) ? 1 : 0)) {
+      if (
+        names.some((n) => loadedNames.has(n)) ||
+        loadedNames.size > available.size - (available.has(CORE_MODULE) ? 1 : 0)
+      ) {
         continue;
       }
       const exists = names.filter((n) => registry.get(n));
@@ -189,23 +205,39 @@ export function check(ast: ConfigAst, registry: Registry, source: string, opts: 
       const params = registry.get(mod)?.params ?? {};
       const spec = Object.hasOwn(params, item.param) ? params[item.param] : undefined;
       if (!spec) {
-        err('unknown-param', item.paramPos, `module '${mod}' has no parameter '${item.param}'${didYouMean(item.param, Object.keys(params))}`);
+        err(
+          'unknown-param',
+          item.paramPos,
+          `module '${mod}' has no parameter '${item.param}'${didYouMean(item.param, Object.keys(params))}`,
+        );
         continue;
       }
       const v = item.value.value;
       if (spec.type === 'int' && typeof v !== 'number') {
-        err('bad-param-value', item.value.pos, `parameter '${item.param}' of module '${mod}' expects an integer, not a string`);
+        err(
+          'bad-param-value',
+          item.value.pos,
+          `parameter '${item.param}' of module '${mod}' expects an integer, not a string`,
+        );
         continue;
       }
       if (spec.type === 'string' && typeof v !== 'string') {
-        err('bad-param-value', item.value.pos, `parameter '${item.param}' of module '${mod}' expects a quoted string, not a number`);
+        err(
+          'bad-param-value',
+          item.value.pos,
+          `parameter '${item.param}' of module '${mod}' expects a quoted string, not a number`,
+        );
         continue;
       }
       try {
         spec.validate?.(v);
       } catch (e) {
         if (e instanceof FixupError) {
-          err('bad-param-value', item.value.pos, `parameter '${item.param}' of module '${mod}': ${e.message}`);
+          err(
+            'bad-param-value',
+            item.value.pos,
+            `parameter '${item.param}' of module '${mod}': ${e.message}`,
+          );
           continue;
         }
         throw e;
@@ -293,7 +325,8 @@ export function check(ast: ConfigAst, registry: Registry, source: string, opts: 
       let hint = near ? `; did you mean '${near}'?` : '';
       if (!near) {
         const elsewhere = nearest(c.name, registry.functionNames(registry.modules.keys()));
-        if (elsewhere) hint = `; did you mean '${elsewhere}' (module '${registry.exportersOf(elsewhere)[0]}', not loaded)?`;
+        if (elsewhere)
+          hint = `; did you mean '${elsewhere}' (module '${registry.exportersOf(elsewhere)[0]}', not loaded)?`;
       }
       err('unknown-function', c.pos, `unknown function '${c.name}' (missing loadmodule?)${hint}`);
       return;
@@ -301,8 +334,15 @@ export function check(ast: ConfigAst, registry: Registry, source: string, opts: 
     const { module, spec } = found;
     for (const k of b.kinds) {
       if (!spec.routes.includes(k)) {
-        const via = b.kind === 'request' && b.name !== '0' && k !== 'request' ? ` (${blockLabel('request', b.name)} is called from a ${KEYWORD_OF_KIND[k]})` : '';
-        err('wrong-route-kind', c.pos, `function '${c.name}' cannot be used in a ${KEYWORD_OF_KIND[k]}${via}`);
+        const via =
+          b.kind === 'request' && b.name !== '0' && k !== 'request'
+            ? ` (${blockLabel('request', b.name)} is called from a ${KEYWORD_OF_KIND[k]})`
+            : '';
+        err(
+          'wrong-route-kind',
+          c.pos,
+          `function '${c.name}' cannot be used in a ${KEYWORD_OF_KIND[k]}${via}`,
+        );
         return;
       }
     }
@@ -332,13 +372,17 @@ export function check(ast: ConfigAst, registry: Registry, source: string, opts: 
     if (ok) calls.set(c, { module, name: c.name, spec, args });
   };
 
-  const checkCmp = (e: CmpExpr): void => {
+  const checkCmp = (e: CmpExpr): undefined => {
     const r = e.right;
     const numericOp = e.op === '>' || e.op === '<' || e.op === '>=' || e.op === '<=';
     const regexOp = e.op === '=~' || e.op === '!~';
-    const bad = (msg: string): void => err('bad-operand', r.pos, msg);
+    const bad = (msg: string): undefined => err('bad-operand', r.pos, msg);
     if (numericOp && !NUMERIC_OPERANDS.has(e.left)) {
-      return err('bad-operand', e.pos, `'${e.op}' compares numbers; '${e.left}' is not a number (use ==, != or =~)`);
+      return err(
+        'bad-operand',
+        e.pos,
+        `'${e.op}' compares numbers; '${e.left}' is not a number (use ==, != or =~)`,
+      );
     }
     if (regexOp) {
       if (r.type !== 'string') return bad(`'${e.op}' needs a quoted regular expression on its right`);
@@ -349,7 +393,11 @@ export function check(ast: ConfigAst, registry: Registry, source: string, opts: 
         posixRegExp(r.value);
       } catch (x) {
         if (!(x instanceof PosixRegexError)) throw x;
-        err('bad-regex', { ...r.pos, col: r.pos.col + 1 + x.offset }, `invalid regular expression "${r.value}": ${x.message}`);
+        err(
+          'bad-regex',
+          { ...r.pos, col: r.pos.col + 1 + x.offset },
+          `invalid regular expression "${r.value}": ${x.message}`,
+        );
       }
       return;
     }
@@ -362,13 +410,16 @@ export function check(ast: ConfigAst, registry: Registry, source: string, opts: 
           return;
         }
         if (r.type === 'net') return bad(`a network cannot be compared with '${e.left}'`);
-        if (r.type === 'max_len' && e.left !== 'status') return bad(`'max_len' cannot be compared with '${e.left}'`);
-        if (r.type === 'number' && e.left !== 'status') return bad(`'${e.left}' is a string: quote the value`);
+        if (r.type === 'max_len' && e.left !== 'status')
+          return bad(`'max_len' cannot be compared with '${e.left}'`);
+        if (r.type === 'number' && e.left !== 'status')
+          return bad(`'${e.left}' is a string: quote the value`);
         if (numericOp && r.type !== 'number') return bad(`'${e.op}' needs a number on its right`);
         return;
       case 'src_ip':
       case 'dst_ip':
-        if (r.type === 'number' || r.type === 'max_len') return bad(`'${e.left}' needs an IP address, a network, a host name or myself`);
+        if (r.type === 'number' || r.type === 'max_len')
+          return bad(`'${e.left}' needs an IP address, a network, a host name or myself`);
         if (r.type === 'net') {
           try {
             const len = ipBytes(r.ip.value)?.length ?? 4;
@@ -394,7 +445,12 @@ export function check(ast: ConfigAst, registry: Registry, source: string, opts: 
         return;
       }
       case 'af': {
-        const v = r.type === 'host' || r.type === 'string' ? r.value.toLowerCase() : r.type === 'number' ? String(r.value) : '';
+        const v =
+          r.type === 'host' || r.type === 'string'
+            ? r.value.toLowerCase()
+            : r.type === 'number'
+              ? String(r.value)
+              : '';
         if (!AF_WORDS.has(v) && v !== '4' && v !== '6') bad(`'af' is compared with inet or inet6`);
         return;
       }
@@ -429,7 +485,11 @@ export function check(ast: ConfigAst, registry: Registry, source: string, opts: 
       case 'route':
         if (!opts.partial && !blocks.has(blockKey('request', s.target))) {
           const names = [...blocks.values()].filter((x) => x.kind === 'request').map((x) => x.name);
-          err('unknown-route', s.pos, `route(${s.target}): there is no block route[${s.target}]${didYouMean(s.target, names)}`);
+          err(
+            'unknown-route',
+            s.pos,
+            `route(${s.target}): there is no block route[${s.target}]${/^\d+$/.test(s.target) ? '' : didYouMean(s.target, names)}`,
+          );
         }
         return;
       case 'if':
@@ -472,15 +532,16 @@ function forEachRouteCall(body: Stmt[], f: (target: string) => void): void {
 function checkOption(
   item: OptionItem,
   config: ServerConfig,
-  err: (code: DiagnosticCode, pos: Pos, message: string) => void,
-): void {
+  err: (code: DiagnosticCode, pos: Pos, message: string) => undefined,
+): undefined {
   const spec = findOption(item.name);
   if (!spec) {
     err('unknown-option', item.pos, `unknown option '${item.name}'${didYouMean(item.name, optionNames())}`);
     return;
   }
   const v = item.value;
-  const bad = (what: string): void => err('bad-option-value', v.pos, `option '${item.name}' expects ${what}`);
+  const bad = (what: string): undefined =>
+    err('bad-option-value', v.pos, `option '${item.name}' expects ${what}`);
   switch (spec.type) {
     case 'int': {
       const n = v.type === 'number' ? v.value : v.type === 'bool' ? (v.value ? 1 : 0) : undefined;
@@ -510,9 +571,11 @@ function checkOption(
       let a: ListenAddress | undefined;
       if (v.type === 'host') a = { proto: undefined, host: v.value, port: undefined, pos: v.pos };
       else if (v.type === 'addr') {
-        if (v.port !== undefined && (v.port < 1 || v.port > 65535)) return bad(`a port from 1 to 65535, not ${v.port}`);
+        if (v.port !== undefined && (v.port < 1 || v.port > 65535))
+          return bad(`a port from 1 to 65535, not ${v.port}`);
         a = { proto: v.proto, host: v.host.value, port: v.port, pos: v.pos };
-      } else if (v.type === 'string' && v.value !== '') a = { proto: undefined, host: v.value, port: undefined, pos: v.pos };
+      } else if (v.type === 'string' && v.value !== '')
+        a = { proto: undefined, host: v.value, port: undefined, pos: v.pos };
       if (!a) return bad('an address: [proto:]host[:port]');
       (spec.name === 'listen' ? config.listen : config.aliases).push(a);
       return;

@@ -121,7 +121,9 @@ export function compileScript(checked: CheckResult, opts: CompileOptions = {}): 
     if (!c) cells.set(module, (c = { v: undefined }));
     return c;
   };
-  const setModuleStates = (states: ReadonlyMap<string, unknown> | Readonly<Record<string, unknown>>): void => {
+  const setModuleStates = (
+    states: ReadonlyMap<string, unknown> | Readonly<Record<string, unknown>>,
+  ): void => {
     const entries = states instanceof Map ? [...states.entries()] : Object.entries(states);
     for (const [k, v] of entries) cell(k).v = v;
   };
@@ -250,7 +252,10 @@ export function compileScript(checked: CheckResult, opts: CompileOptions = {}): 
 
   const call = (c: CallStmt): Compiled => {
     const rc: ResolvedCall | undefined = checked.calls.get(c);
-    if (!rc) throw new Error(`${c.pos.file}:${c.pos.line}:${c.pos.col}: '${c.name}' was not resolved by the checker`);
+    if (!rc)
+      throw new Error(
+        `${c.pos.file}:${c.pos.line}:${c.pos.col}: '${c.name}' was not resolved by the checker`,
+      );
     const spec = rc.spec;
     const st = cell(rc.module);
     const a = rc.args;
@@ -402,7 +407,13 @@ export function compileScript(checked: CheckResult, opts: CompileOptions = {}): 
         const a = e.stmt.type === 'call' ? call(e.stmt) : routeCall(e.stmt.target);
         if (!a.async) {
           const f = a.fn as SyncFn;
-          return { async: false, fn: (ctx, st) => { const r = f(ctx, st); return r > 0 ? 1 : r < 0 ? -1 : 0; } };
+          return {
+            async: false,
+            fn: (ctx, st) => {
+              const r = f(ctx, st);
+              return r > 0 ? 1 : r < 0 ? -1 : 0;
+            },
+          };
         }
         const f = a.fn;
         return {
@@ -439,8 +450,20 @@ export function compileScript(checked: CheckResult, opts: CompileOptions = {}): 
           const lf = l.fn as SyncFn;
           const rf = r.fn as SyncFn;
           return isAnd
-            ? { async: false, fn: (ctx, st) => { const a = lf(ctx, st); return a <= 0 ? a : rf(ctx, st); } }
-            : { async: false, fn: (ctx, st) => { const a = lf(ctx, st); return a >= 0 ? a : rf(ctx, st); } };
+            ? {
+                async: false,
+                fn: (ctx, st) => {
+                  const a = lf(ctx, st);
+                  return a <= 0 ? a : rf(ctx, st);
+                },
+              }
+            : {
+                async: false,
+                fn: (ctx, st) => {
+                  const a = lf(ctx, st);
+                  return a >= 0 ? a : rf(ctx, st);
+                },
+              };
         }
         const lf = l.fn;
         const rf = r.fn;
@@ -504,7 +527,8 @@ export function compileScript(checked: CheckResult, opts: CompileOptions = {}): 
       }
       case 'src_ip':
       case 'dst_ip': {
-        const get: (ctx: MsgContext) => string = e.left === 'src_ip' ? (ctx) => ctx.src.ip : (ctx) => ctx.dst.ip;
+        const get: (ctx: MsgContext) => string =
+          e.left === 'src_ip' ? (ctx) => ctx.src.ip : (ctx) => ctx.dst.ip;
         if (r.type === 'myself') return (ctx) => isMyself(get(ctx));
         if (op === '=~' || op === '!~') {
           const re = posixRegExp(rhsText(r));
@@ -516,7 +540,11 @@ export function compileScript(checked: CheckResult, opts: CompileOptions = {}): 
         }
         const text = rhsText(r);
         const lit = normalizeIp(text);
-        if (lit !== undefined) return (ctx) => { const ip = get(ctx); return ip === lit || normalizeIp(ip) === lit; };
+        if (lit !== undefined)
+          return (ctx) => {
+            const ip = get(ctx);
+            return ip === lit || normalizeIp(ip) === lit;
+          };
         const addrs = new Set((resolved.get(text.toLowerCase()) ?? []).map((a) => normalizeIp(a) ?? a));
         return (ctx) => {
           const ip = get(ctx);
@@ -527,7 +555,11 @@ export function compileScript(checked: CheckResult, opts: CompileOptions = {}): 
       case 'dst_port':
       case 'msg:len': {
         const get: (ctx: MsgContext) => number =
-          e.left === 'src_port' ? (ctx) => ctx.src.port : e.left === 'dst_port' ? (ctx) => ctx.dst.port : (ctx) => ctx.msg.raw.length;
+          e.left === 'src_port'
+            ? (ctx) => ctx.src.port
+            : e.left === 'dst_port'
+              ? (ctx) => ctx.dst.port
+              : (ctx) => ctx.msg.raw.length;
         const n = r.type === 'max_len' ? maxLen : r.type === 'number' ? r.value : Number(rhsText(r));
         return numeric(get, op === '!=' ? '==' : op, n);
       }

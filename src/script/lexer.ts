@@ -44,7 +44,16 @@ export function tokenize(text: string, file: string): Token[] {
     tokenizeInto(out, text, file);
   } catch (e) {
     if (!(e instanceof ScriptSyntaxError)) throw e;
-    out.push({ type: 'eof', value: '', text: '', pos: e.pos, endOffset: text.length, endPos: e.pos, spaced: true, error: e });
+    out.push({
+      type: 'eof',
+      value: '',
+      text: '',
+      pos: e.pos,
+      endOffset: text.length,
+      endPos: e.pos,
+      spaced: true,
+      error: e,
+    });
   }
   return out;
 }
@@ -73,7 +82,15 @@ function tokenizeInto(out: Token[], text: string, file: string): void {
       spaced = true;
       continue;
     }
-    if (c === ' ' || c === '\t' || c === '\r' || c === '\f' || c === '\v' || c === '\u00a0' || c === '\ufeff') {
+    if (
+      c === ' ' ||
+      c === '\t' ||
+      c === '\r' ||
+      c === '\f' ||
+      c === '\v' ||
+      c === '\u00a0' ||
+      c === '\ufeff'
+    ) {
       i++;
       spaced = true;
       continue;
@@ -128,7 +145,11 @@ function tokenizeInto(out: Token[], text: string, file: string): void {
               lineText(text, ml.endOffset - ml.text.length),
             );
           }
-          throw new ScriptSyntaxError(pos, 'unterminated string: missing closing \'"\'', lineText(text, start));
+          throw new ScriptSyntaxError(
+            pos,
+            "unterminated string: missing closing '\"'",
+            lineText(text, start),
+          );
         }
         const d = text[k]!;
         if (d === '"') break;
@@ -154,9 +175,12 @@ function tokenizeInto(out: Token[], text: string, file: string): void {
     if (c === "'") {
       const k = text.indexOf("'", i + 1);
       if (k < 0) {
-        throw new ScriptSyntaxError(pos, "unterminated string: missing closing \"'\"", lineText(text, start));
+        throw new ScriptSyntaxError(pos, 'unterminated string: missing closing "\'"', lineText(text, start));
       }
-      push({ type: 'string', value: text.slice(i + 1, k), text: text.slice(start, k + 1), quote: "'" }, k + 1);
+      push(
+        { type: 'string', value: text.slice(i + 1, k), text: text.slice(start, k + 1), quote: "'" },
+        k + 1,
+      );
       continue;
     }
     // IPv6, bracketed or bare
@@ -203,7 +227,9 @@ function tokenizeInto(out: Token[], text: string, file: string): void {
     }
     const cp = String.fromCodePoint(text.codePointAt(i)!);
     const ml = lastMultiLineString(out.slice(-12));
-    const hint = ml ? ` (the string at line ${ml.pos.line}, column ${ml.pos.col} runs over several lines: is a quote missing?)` : '';
+    const hint = ml
+      ? ` (the string at line ${ml.pos.line}, column ${ml.pos.col} runs over several lines: is a quote missing?)`
+      : '';
     throw new ScriptSyntaxError(pos, `unexpected character '${cp}'${hint}`, lineText(text, start));
   }
   const end = posAt(n);

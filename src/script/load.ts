@@ -47,7 +47,10 @@ export async function loadConfig(source: ConfigSource, opts: LoadOptions): Promi
     try {
       text = await readFile(source.path, 'utf8');
     } catch (e) {
-      const msg = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'cannot open the config file: no such file' : `cannot read the config file: ${(e as Error).message}`;
+      const msg =
+        (e as NodeJS.ErrnoException).code === 'ENOENT'
+          ? 'cannot open the config file: no such file'
+          : `cannot read the config file: ${(e as Error).message}`;
       return { errors: [{ code: 'syntax', pos: { file, line: 0, col: 0 }, message: msg, text: '' }] };
     }
   } else {

@@ -135,7 +135,9 @@ class Parser {
   }
   private fail(t: Token, msg: string): never {
     const ml = lastMultiLineString(this.toks.slice(Math.max(0, this.i - 12), this.i + 1));
-    const hint = ml ? ` (the string at line ${ml.pos.line}, column ${ml.pos.col} runs over several lines: is a quote missing?)` : '';
+    const hint = ml
+      ? ` (the string at line ${ml.pos.line}, column ${ml.pos.col} runs over several lines: is a quote missing?)`
+      : '';
     throw new ScriptSyntaxError(t.pos, msg + hint, this.lineAt(t.pos));
   }
   private lineAt(p: Pos): string {
@@ -182,7 +184,10 @@ class Parser {
           this.fail(t, `syntax error: statement '${t.value}' outside a route block`);
         }
         if (t.type === 'word' && BLOCK_KEYWORDS.has(t.value)) {
-          this.fail(this.peek(1), `syntax error: expected '[' or '{' after '${t.value}', found ${describe(this.peek(1))}`);
+          this.fail(
+            this.peek(1),
+            `syntax error: expected '[' or '{' after '${t.value}', found ${describe(this.peek(1))}`,
+          );
         }
         this.fail(
           t,
@@ -204,9 +209,13 @@ class Parser {
     const kw = this.next();
     const t = this.peek();
     if (t.type === 'punct' && t.value === '(') {
-      this.fail(t, 'syntax error: loadmodule takes a quoted path without parentheses: loadmodule "/path/module.so"');
+      this.fail(
+        t,
+        'syntax error: loadmodule takes a quoted path without parentheses: loadmodule "/path/module.so"',
+      );
     }
-    if (t.type !== 'string') this.fail(t, `syntax error: loadmodule expects a quoted path, found ${describe(t)}`);
+    if (t.type !== 'string')
+      this.fail(t, `syntax error: loadmodule expects a quoted path, found ${describe(t)}`);
     if (t.value.includes('\n')) {
       throw new ScriptSyntaxError(
         t.pos,
@@ -225,10 +234,12 @@ class Parser {
     const kw = this.next();
     this.expectP('(', "after 'modparam'");
     const m = this.next();
-    if (m.type !== 'string') this.fail(m, `syntax error: modparam expects a quoted module name, found ${describe(m)}`);
+    if (m.type !== 'string')
+      this.fail(m, `syntax error: modparam expects a quoted module name, found ${describe(m)}`);
     this.expectP(',', 'after the module name');
     const p = this.next();
-    if (p.type !== 'string') this.fail(p, `syntax error: modparam expects a quoted parameter name, found ${describe(p)}`);
+    if (p.type !== 'string')
+      this.fail(p, `syntax error: modparam expects a quoted parameter name, found ${describe(p)}`);
     this.expectP(',', 'after the parameter name');
     const v = this.peek();
     let value: NumberValue | StringValue;
@@ -361,7 +372,8 @@ class Parser {
     if (this.isP(':')) {
       this.next();
       const p = this.next();
-      if (p.type !== 'number') this.fail(p, `syntax error: expected a port number after ':', found ${describe(p)}`);
+      if (p.type !== 'number')
+        this.fail(p, `syntax error: expected a port number after ':', found ${describe(p)}`);
       port = Number(p.value);
     }
     if (proto === undefined && port === undefined) return host;
@@ -390,7 +402,8 @@ class Parser {
       this.next();
       return cmd;
     }
-    const what = cmd.type === 'call' ? `${cmd.name}(...)` : cmd.type === 'route' ? `route(${cmd.target})` : cmd.type;
+    const what =
+      cmd.type === 'call' ? `${cmd.name}(...)` : cmd.type === 'route' ? `route(${cmd.target})` : cmd.type;
     const end = this.toks[this.i - 1]!.endPos;
     throw new ScriptSyntaxError(
       end,
@@ -432,7 +445,10 @@ class Parser {
       if (t.value in BOOL_WORDS || OPERANDS.has(t.value)) {
         this.fail(t, `syntax error: unexpected '${t.value}'; expected a statement`);
       }
-      this.fail(this.peek(1), `syntax error: expected '(' after '${t.value}', found ${describe(this.peek(1))}`);
+      this.fail(
+        this.peek(1),
+        `syntax error: expected '(' after '${t.value}', found ${describe(this.peek(1))}`,
+      );
     }
     if (t.value === 'route') return this.routeCall();
     return this.call();
@@ -459,7 +475,10 @@ class Parser {
         }
         if (this.isP(')')) break;
         const t = this.peek();
-        this.fail(t, `syntax error: expected ',' or ')' in the arguments of ${name.value}(), found ${describe(t)}`);
+        this.fail(
+          t,
+          `syntax error: expected ',' or ')' in the arguments of ${name.value}(), found ${describe(t)}`,
+        );
       }
     }
     const close = this.next();
@@ -529,7 +548,10 @@ class Parser {
     let left = this.andExpr();
     for (;;) {
       const t = this.peek();
-      if ((t.type === 'punct' && (t.value === '||' || t.value === '|')) || (t.type === 'word' && t.value === 'or')) {
+      if (
+        (t.type === 'punct' && (t.value === '||' || t.value === '|')) ||
+        (t.type === 'word' && t.value === 'or')
+      ) {
         this.next();
         const right = this.andExpr();
         left = { type: 'or', left, right, pos: t.pos };
@@ -541,7 +563,10 @@ class Parser {
     let left = this.unary();
     for (;;) {
       const t = this.peek();
-      if ((t.type === 'punct' && (t.value === '&&' || t.value === '&')) || (t.type === 'word' && t.value === 'and')) {
+      if (
+        (t.type === 'punct' && (t.value === '&&' || t.value === '&')) ||
+        (t.type === 'word' && t.value === 'and')
+      ) {
         this.next();
         const right = this.unary();
         left = { type: 'and', left, right, pos: t.pos };
@@ -565,7 +590,10 @@ class Parser {
       const e = this.expr();
       const c = this.peek();
       if (!(c.type === 'punct' && c.value === ')')) {
-        this.fail(c, `syntax error: expected ')' to close the '(' at line ${t.pos.line}, column ${t.pos.col}, found ${describe(c)}`);
+        this.fail(
+          c,
+          `syntax error: expected ')' to close the '(' at line ${t.pos.line}, column ${t.pos.col}, found ${describe(c)}`,
+        );
       }
       this.next();
       return e;
@@ -587,7 +615,10 @@ class Parser {
         const op = this.peek();
         if (!(op.type === 'punct' && CMP_OPS.has(op.value))) {
           const hint = op.type === 'punct' && op.value === '=' ? " (use '==' to compare)" : '';
-          this.fail(op, `syntax error: expected a comparison operator after '${operand}', found ${describe(op)}${hint}`);
+          this.fail(
+            op,
+            `syntax error: expected a comparison operator after '${operand}', found ${describe(op)}${hint}`,
+          );
         }
         this.next();
         const right = this.rhs();
@@ -628,8 +659,10 @@ class Parser {
         else if (m.type === 'word' || m.type === 'ipv6') {
           this.next();
           mask = this.host(m);
-          if (mask.hostKind === 'name') this.fail(m, `syntax error: expected a mask length or a netmask, found '${m.text}'`);
-        } else this.fail(m, `syntax error: expected a mask length or a netmask after '/', found ${describe(m)}`);
+          if (mask.hostKind === 'name')
+            this.fail(m, `syntax error: expected a mask length or a netmask, found '${m.text}'`);
+        } else
+          this.fail(m, `syntax error: expected a mask length or a netmask after '/', found ${describe(m)}`);
         return { type: 'net', ip, mask, pos: t.pos };
       }
       return ip;

@@ -55,7 +55,10 @@ function escClassChar(c: string): string {
 }
 
 /** Translate a POSIX ERE into the source and flags of an equivalent JavaScript RegExp. */
-export function translatePosixEre(pattern: string, opts: PosixRegexOptions = {}): { source: string; flags: string } {
+export function translatePosixEre(
+  pattern: string,
+  opts: PosixRegexOptions = {},
+): { source: string; flags: string } {
   const newline = opts.newline ?? false;
   let out = '';
   let i = 0;
@@ -87,7 +90,8 @@ export function translatePosixEre(pattern: string, opts: PosixRegexOptions = {})
         if (i + 1 >= n) throw new PosixRegexError('trailing backslash', i);
         const e = pattern[i + 1]!;
         i += 2;
-        if (e >= '1' && e <= '9') throw new PosixRegexError(`back-reference '\\${e}' is not supported`, i - 2);
+        if (e >= '1' && e <= '9')
+          throw new PosixRegexError(`back-reference '\\${e}' is not supported`, i - 2);
         if ('wWsSdD'.includes(e)) addAtom(`\\${e}`);
         else if (e === 'b' || e === 'B') {
           out += `\\${e}`;
@@ -122,7 +126,8 @@ export function translatePosixEre(pattern: string, opts: PosixRegexOptions = {})
         i++;
         continue;
       case '(': {
-        if (pattern[i + 1] === '?') throw new PosixRegexError("'(?' constructs are not POSIX (lookaround, named groups)", i);
+        if (pattern[i + 1] === '?')
+          throw new PosixRegexError("'(?' constructs are not POSIX (lookaround, named groups)", i);
         groups.push({ outStart: out.length, srcOff: i });
         out += '(';
         atomStart = -1;
@@ -157,7 +162,8 @@ export function translatePosixEre(pattern: string, opts: PosixRegexOptions = {})
           i++;
           continue;
         }
-        if (!m || (m[1] === '' && m[2] === undefined)) throw new PosixRegexError("invalid repetition '{…}'", i);
+        if (!m || (m[1] === '' && m[2] === undefined))
+          throw new PosixRegexError("invalid repetition '{…}'", i);
         const lo = m[1] === '' ? 0 : Number(m[1]);
         const hi = m[2] === undefined ? lo : m[3] === '' ? undefined : Number(m[3]);
         if (lo > 255 || (hi !== undefined && (hi > 255 || hi < lo))) {
@@ -212,7 +218,8 @@ function bracket(p: string, start: number, newline: boolean): { out: string; end
         items.push(cls);
         prevChar = undefined;
       } else {
-        if ([...name].length !== 1) throw new PosixRegexError(`unsupported collating element '[${kind}${name}${kind}]'`, i);
+        if ([...name].length !== 1)
+          throw new PosixRegexError(`unsupported collating element '[${kind}${name}${kind}]'`, i);
         items.push(escClassChar(name));
         prevChar = name;
       }
@@ -250,7 +257,7 @@ const cache = new Map<string, RegExp>();
  * (no `g` flag: `test` keeps no state). Throws PosixRegexError when invalid.
  */
 export function posixRegExp(pattern: string, opts: PosixRegexOptions = {}): RegExp {
-  const key = `${opts.icase ?? true ? 'i' : ''}${opts.newline ? 'n' : ''}:${pattern}`;
+  const key = `${(opts.icase ?? true) ? 'i' : ''}${opts.newline ? 'n' : ''}:${pattern}`;
   const hit = cache.get(key);
   if (hit) return hit;
   const { source, flags } = translatePosixEre(pattern, opts);

@@ -19,7 +19,9 @@ export interface Registry {
   lookup(fn: string, modules: Iterable<string>): { module: string; spec: FunctionSpec<unknown> } | undefined;
 }
 
-export function createRegistry(mods: Readonly<Record<string, AnyModule>> | ReadonlyMap<string, AnyModule>): Registry {
+export function createRegistry(
+  mods: Readonly<Record<string, AnyModule>> | ReadonlyMap<string, AnyModule>,
+): Registry {
   const map = new Map<string, AnyModule>(mods instanceof Map ? mods : Object.entries(mods));
   const exporters = new Map<string, string[]>();
   for (const [name, def] of map) {
@@ -41,7 +43,8 @@ export function createRegistry(mods: Readonly<Record<string, AnyModule>> | Reado
     lookup(fn, modules) {
       for (const m of modules) {
         const spec = map.get(m)?.functions?.[fn];
-        if (spec && Object.hasOwn(map.get(m)!.functions!, fn)) return { module: m, spec: spec as FunctionSpec<unknown> };
+        if (spec && Object.hasOwn(map.get(m)!.functions!, fn))
+          return { module: m, spec: spec as FunctionSpec<unknown> };
       }
       return undefined;
     },
@@ -49,7 +52,10 @@ export function createRegistry(mods: Readonly<Record<string, AnyModule>> | Reado
 }
 
 /** Accept either a registry or a plain map of modules. */
-export function toRegistry(r: Registry | Readonly<Record<string, AnyModule>> | ReadonlyMap<string, AnyModule>): Registry {
-  if (typeof (r as Registry).lookup === 'function' && typeof (r as Registry).exportersOf === 'function') return r as Registry;
+export function toRegistry(
+  r: Registry | Readonly<Record<string, AnyModule>> | ReadonlyMap<string, AnyModule>,
+): Registry {
+  if (typeof (r as Registry).lookup === 'function' && typeof (r as Registry).exportersOf === 'function')
+    return r as Registry;
   return createRegistry(r as Readonly<Record<string, AnyModule>>);
 }

@@ -52,7 +52,10 @@ export function coreModule(rec: Rec): ModuleDef<unknown> {
         },
       },
       forward: {
-        signatures: [[hostOrIp('host', { allowUriHost: true })], [hostOrIp('host', { allowUriHost: true }), port('port', { allowUriPort: true })]],
+        signatures: [
+          [hostOrIp('host', { allowUriHost: true })],
+          [hostOrIp('host', { allowUriHost: true }), port('port', { allowUriPort: true })],
+        ],
         routes: REQUEST_ROUTES,
         run(_ctx, _s, h: string | null, p?: number | null) {
           rec.calls.push(`forward:${h ?? 'uri:host'}:${p === undefined ? '' : (p ?? 'uri:port')}`);

@@ -23,7 +23,8 @@ function syntaxError(t: string, fragment = false): ScriptSyntaxError {
 
 describe('global options', () => {
   it('numbers, strings, booleans', () => {
-    const items = cfg('debug=3\nfifo="/tmp/ser_fifo"\nfork=no\ndns=off\nmhomed=enable\n').items as OptionItem[];
+    const items = cfg('debug=3\nfifo="/tmp/ser_fifo"\nfork=no\ndns=off\nmhomed=enable\n')
+      .items as OptionItem[];
     assert.deepEqual(
       items.map((i) => [i.name, i.value.type, 'value' in i.value ? i.value.value : undefined]),
       [
@@ -36,7 +37,8 @@ describe('global options', () => {
     );
   });
   it('IPv4, IPv6 and host names', () => {
-    const items = cfg('listen=192.0.2.13 # mine\nlisten=::1\nalias=sip.foo.bar\nlisten=[2001:db8::1]\n').items as OptionItem[];
+    const items = cfg('listen=192.0.2.13 # mine\nlisten=::1\nalias=sip.foo.bar\nlisten=[2001:db8::1]\n')
+      .items as OptionItem[];
     assert.deepEqual(
       items.map((i) => (i.value.type === 'host' ? [i.value.hostKind, i.value.value] : i.value.type)),
       [
@@ -48,9 +50,13 @@ describe('global options', () => {
     );
   });
   it('proto:host:port, host:port and proto:host', () => {
-    const items = cfg('listen=udp:10.0.0.1:5070\nlisten=foo.bar:5080\nlisten=tcp:foo.bar\nlisten=tls:[::1]:5061\n').items as OptionItem[];
+    const items = cfg(
+      'listen=udp:10.0.0.1:5070\nlisten=foo.bar:5080\nlisten=tcp:foo.bar\nlisten=tls:[::1]:5061\n',
+    ).items as OptionItem[];
     assert.deepEqual(
-      items.map((i) => (i.value.type === 'addr' ? [i.value.proto, i.value.host.value, i.value.port] : undefined)),
+      items.map((i) =>
+        i.value.type === 'addr' ? [i.value.proto, i.value.host.value, i.value.port] : undefined,
+      ),
       [
         ['udp', '10.0.0.1', 5070],
         [undefined, 'foo.bar', 5080],
@@ -68,7 +74,10 @@ describe('global options', () => {
 describe('modules', () => {
   it('loadmodule takes the base name without .so', () => {
     const [m] = cfg('loadmodule "/usr/local/lib/ser/modules/sl.so"\n').items;
-    assert.deepEqual(m && m.type === 'loadmodule' && [m.name, m.path], ['sl', '/usr/local/lib/ser/modules/sl.so']);
+    assert.deepEqual(m && m.type === 'loadmodule' && [m.name, m.path], [
+      'sl',
+      '/usr/local/lib/ser/modules/sl.so',
+    ]);
   });
   it('loadmodule("…") is rejected', () => {
     const e = syntaxError('loadmodule("modules/tm/tm.so");\n');
@@ -103,7 +112,16 @@ describe('blocks', () => {
     ).items;
     assert.deepEqual(
       items.map((i) => i.type === 'block' && `${i.keyword}[${i.name}]@${i.pos.line}:${i.pos.col}`),
-      ['route[0]@1:1', 'route[2]@2:1', 'failure_route[1]@4:1', 'onreply_route[1]@5:1', 'reply_route[3]@6:1', 'branch_route[1]@7:1', 'route[named]@8:1', 'route[7]@9:1'],
+      [
+        'route[0]@1:1',
+        'route[2]@2:1',
+        'failure_route[1]@4:1',
+        'onreply_route[1]@5:1',
+        'reply_route[3]@6:1',
+        'branch_route[1]@7:1',
+        'route[named]@8:1',
+        'route[7]@9:1',
+      ],
     );
   });
   it('an unclosed block is reported at the end of the file with the opening line', () => {
@@ -118,9 +136,18 @@ describe('statements', () => {
       'record_route();\nforward(192.168.0.1, 5060);\nforward(uri:host, uri:port);\nlen_gt( max_len );\nx("s", \'raw\nmulti\', -3, gw.foo.bar, ::1, 2001:db8::5);',
     ) as CallStmt[];
     assert.equal(a?.args.length, 0);
-    assert.deepEqual(b?.args.map((x) => x.type), ['host', 'number']);
-    assert.deepEqual(c?.args.map((x) => x.type), ['uri_host', 'uri_port']);
-    assert.deepEqual(d?.args.map((x) => x.type), ['max_len']);
+    assert.deepEqual(
+      b?.args.map((x) => x.type),
+      ['host', 'number'],
+    );
+    assert.deepEqual(
+      c?.args.map((x) => x.type),
+      ['uri_host', 'uri_port'],
+    );
+    assert.deepEqual(
+      d?.args.map((x) => x.type),
+      ['max_len'],
+    );
     assert.deepEqual(
       e?.args.map((x) => ('value' in x ? x.value : x.type)),
       ['s', 'raw\nmulti', -3, 'gw.foo.bar', '::1', '2001:db8::5'],
@@ -130,13 +157,18 @@ describe('statements', () => {
     const [c] = body('append_hf("P-hint: a\\r\\n\\t\\\\ \\" \\. \\+");') as CallStmt[];
     assert.equal(c?.args[0]?.type === 'string' && c.args[0].value, 'P-hint: a\r\n\t\\ " \\. \\+');
   });
-  it("single-quoted strings are raw and may span lines", () => {
+  it('single-quoted strings are raw and may span lines', () => {
     const [c] = body("exec_msg('a \\n\nb');") as CallStmt[];
     assert.equal(c?.args[0]?.type === 'string' && c.args[0].value, 'a \\n\nb');
   });
   it('comments: # to end of line, /* */ nested and inside argument lists, \\ continuation', () => {
-    const [c] = body('proxy_authorize("gw" /* realm */, # x\n "subscriber" /* t /* n */ */ );\nlog(\\\n"a");') as CallStmt[];
-    assert.deepEqual(c?.args.map((x) => x.type === 'string' && x.value), ['gw', 'subscriber']);
+    const [c] = body(
+      'proxy_authorize("gw" /* realm */, # x\n "subscriber" /* t /* n */ */ );\nlog(\\\n"a");',
+    ) as CallStmt[];
+    assert.deepEqual(
+      c?.args.map((x) => x.type === 'string' && x.value),
+      ['gw', 'subscriber'],
+    );
   });
   it('if, if/else, else if, with and without braces', () => {
     const s = body(
@@ -177,7 +209,7 @@ describe('statements', () => {
     assert.match(e.message, /missing ';' after log\(\.\.\.\) \(found '}' at line 4, column 1\)/);
   });
   it('a brace-less if branch needs no ;', () => {
-    const s = body('if (a()) log("x")\n}\nroute[1] {') ;
+    const s = body('if (a()) log("x")\n}\nroute[1] {');
     assert.equal(s.length, 1);
   });
   it('statements outside a block are an error in a full config', () => {
@@ -187,7 +219,7 @@ describe('statements', () => {
   it('every node carries file, line and column', () => {
     const [i] = body('  if (uri==myself) {\n   setflag(3);\n  }') as IfStmt[];
     assert.deepEqual(i?.pos, { file: 't.cfg', line: 2, col: 3 });
-    const c = (i?.then as { body: CallStmt[] }).body[0];
+    const c = (i!.then as { body: CallStmt[] }).body[0];
     assert.deepEqual(c?.pos, { file: 't.cfg', line: 3, col: 4 });
   });
 });
@@ -220,7 +252,18 @@ describe('expressions', () => {
     for (const op of ['>', '<', '>=', '<=']) assert.equal((cond(`msg:len ${op} 10`) as CmpExpr).op, op);
   });
   it('all operands', () => {
-    for (const o of ['method', 'uri', 'status', 'src_ip', 'dst_ip', 'src_port', 'dst_port', 'proto', 'af', 'msg:len']) {
+    for (const o of [
+      'method',
+      'uri',
+      'status',
+      'src_ip',
+      'dst_ip',
+      'src_port',
+      'dst_port',
+      'proto',
+      'af',
+      'msg:len',
+    ]) {
       assert.equal((cond(`${o} == 1`) as CmpExpr).left, o);
     }
   });
@@ -240,7 +283,11 @@ describe('expressions', () => {
     assert.equal(m.type === 'net' && m.mask.type === 'host' && m.mask.value, '255.0.0.0');
     const v6 = r('src_ip==2001:db8::/32');
     assert.equal(v6.type === 'net' && v6.ip.value, '2001:db8::');
-    assert.equal(r('src_ip==backup.foo.bar').type === 'host' && (r('src_ip==backup.foo.bar') as { hostKind: string }).hostKind, 'name');
+    assert.equal(
+      r('src_ip==backup.foo.bar').type === 'host' &&
+        (r('src_ip==backup.foo.bar') as { hostKind: string }).hostKind,
+      'name',
+    );
     assert.equal((r('proto==udp') as { value: string }).value, 'udp');
     assert.equal((r('af==inet6') as { value: string }).value, 'inet6');
   });
@@ -257,7 +304,10 @@ describe('expressions', () => {
 
 describe('fragments', () => {
   it('parseFragment accepts options, modules, blocks and loose statements together', () => {
-    const a = parseFragment('alias="foo.bar"\nloadmodule "x.so"\nif (uri==myself) { t_relay(); };\nroute[1] { }\n', 'f.cfg');
+    const a = parseFragment(
+      'alias="foo.bar"\nloadmodule "x.so"\nif (uri==myself) { t_relay(); };\nroute[1] { }\n',
+      'f.cfg',
+    );
     assert.equal(a.items.length, 3);
     assert.equal(a.loose.length, 1);
   });

@@ -23,7 +23,10 @@ const FAIL_LINES: Record<string, { line: number; stripped?: number; hint?: RegEx
   '003-ex2-14-using-modules.cfg': { line: 9, hint: /closing quote missing/ },
   '001-missed-calls-fragment.cfg': { line: 12, stripped: 12, hint: /without parentheses/ },
   '003-missed-calls-fragment.cfg': { line: 13, stripped: 13, hint: /without parentheses/ },
-  '003-ex2-3-search-action-fragment.cfg': { line: 15, hint: /string at line 13, column 12 runs over several lines/ },
+  '003-ex2-3-search-action-fragment.cfg': {
+    line: 15,
+    hint: /string at line 13, column 12 runs over several lines/,
+  },
   '003-ex2-4-operators-fragment.cfg': { line: 33, hint: /missing '}'/ },
   '003-ex2-5-uri-myself-alias-fragment.cfg': { line: 19, hint: /missing ';' after log/ },
   '003-ex2-6-domain-regex-fragment.cfg': { line: 12, hint: /unexpected '}'/ },
@@ -62,7 +65,9 @@ function parseError(text: string, file: string): ScriptSyntaxError | undefined {
   }
 }
 
-describe('seed configs', { skip: present ? false : `seed folder not found at ${dir} (CI puts shared/ beside the repo)` }, () => {
+describe('seed configs', {
+  skip: present ? false : `seed folder not found at ${dir} (CI puts shared/ beside the repo)`,
+}, () => {
   const all = present ? rows() : [];
   it('INDEX.md lists all 65 files and each exists', () => {
     assert.equal(all.length, 65);
@@ -106,7 +111,10 @@ describe('seed configs', { skip: present ? false : `seed folder not found at ${d
         const res = check(ast, createRegistry({}), stripped, { partial: true });
         const dups = res.errors.filter((x) => x.code === 'duplicate-block');
         assert.equal(dups.length, 1);
-        assert.match(dups[0]!.message, new RegExp(`duplicate block route\\[${n}\\] \\(first defined at line \\d+`));
+        assert.match(
+          dups[0]!.message,
+          new RegExp(`duplicate block route\\[${n}\\] \\(first defined at line \\d+`),
+        );
       }
     });
   }
@@ -117,7 +125,9 @@ describe('seed configs', { skip: present ? false : `seed folder not found at ${d
         const text = readFileSync(join(dir, r.file), 'utf8');
         const ast = parseConfig(text, r.file);
         const res = check(ast, createRegistry({}), text);
-        const other = res.errors.filter((e) => e.code !== 'unknown-function' && e.code !== 'module-not-available');
+        const other = res.errors.filter(
+          (e) => e.code !== 'unknown-function' && e.code !== 'module-not-available',
+        );
         assert.deepEqual(other, []);
         // exactly the loadmodule lines, and one error per call
         const loads = ast.items.filter((i) => i.type === 'loadmodule').length;
@@ -126,12 +136,14 @@ describe('seed configs', { skip: present ? false : `seed folder not found at ${d
         const count = (s: unknown): void => {
           if (s && typeof s === 'object') {
             if ((s as { type?: string }).type === 'call' && 'args' in s) calls++;
-            for (const v of Object.values(s)) if (v && typeof v === 'object' && !('file' in v && 'line' in v)) count(v);
+            for (const v of Object.values(s))
+              if (v && typeof v === 'object' && !('file' in v && 'line' in v)) count(v);
           }
         };
         count(ast.items.filter((i) => i.type === 'block'));
         assert.equal(res.errors.filter((e) => e.code === 'unknown-function').length, calls);
-        for (const e of res.errors) assert.match(`${e.pos.file}:${e.pos.line}:${e.pos.col}`, /\.cfg:\d+:\d+$/);
+        for (const e of res.errors)
+          assert.match(`${e.pos.file}:${e.pos.line}:${e.pos.col}`, /\.cfg:\d+:\d+$/);
       });
     }
   });
