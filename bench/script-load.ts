@@ -114,7 +114,14 @@ function generated(lines: number): string {
 
 function ctxFor(method: string, ruri: string): MsgContext {
   return {
-    msg: { isRequest: true, method, status: 0, reason: '', ruri, raw: Buffer.alloc(700) } as unknown as MsgContext['msg'],
+    msg: {
+      isRequest: true,
+      method,
+      status: 0,
+      reason: '',
+      ruri,
+      raw: Buffer.alloc(700),
+    } as unknown as MsgContext['msg'],
     routeKind: 'request',
     flags: 0,
     ruri,

@@ -5,6 +5,7 @@
  */
 import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { runServer } from '../core/server.js';
 import { modules } from '../modules/index.js';
 import { formatErrors, loadConfig } from '../script/load.js';
 import { createRegistry } from '../script/registry.js';
@@ -277,8 +278,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(`config file ok, exiting...\n`);
     return 0;
   }
-  process.stderr.write('server start-up is not wired yet\n');
-  return 2;
+  return runServer(args);
 }
 
 function isMain(): boolean {

@@ -8,7 +8,14 @@ import type { CoreApi } from './api.js';
 import type { MsgContext, Proto } from './context.js';
 import type { Core } from './core.js';
 import { L_DBG, L_ERR } from './log.js';
-import { ANY_ROUTE, type ArgSpec, defineModule, FixupError, type FunctionSpec, REQUEST_ROUTES } from './module.js';
+import {
+  ANY_ROUTE,
+  type ArgSpec,
+  defineModule,
+  FixupError,
+  type FunctionSpec,
+  REQUEST_ROUTES,
+} from './module.js';
 
 /** SER's MAX_BRANCHES: the destination set holds at most this many URIs */
 export const MAX_BRANCHES = 12;
@@ -195,7 +202,10 @@ export default defineModule<CoreState>({
     },
     log: {
       // log("text") logs at L_DBG (4), SER's default; log(level, "text") at that level
-      signatures: [[A.str('message', { allowBare: true })], [levelOrMsg, A.str('message', { allowBare: true })]],
+      signatures: [
+        [A.str('message', { allowBare: true })],
+        [levelOrMsg, A.str('message', { allowBare: true })],
+      ],
       routes: ANY_ROUTE,
       run(_ctx, st, a: number | string, b?: string) {
         if (b === undefined) st.core.log.log(L_DBG, String(a));

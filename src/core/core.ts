@@ -50,8 +50,15 @@ export interface CoreOptions {
 function statelessBranch(msg: SipMessage, ruri: string): string {
   const v = msg.topVia;
   const h = createHash('md5');
-  if (v?.branch?.startsWith('z9hG4bK')) h.update(v.branch).update(v.host).update(String(v.port ?? ''));
-  else h.update(msg.callId).update(msg.fromTag ?? '').update(String(msg.cseq.seq)).update(msg.toTag ?? '');
+  if (v?.branch?.startsWith('z9hG4bK'))
+    h.update(v.branch)
+      .update(v.host)
+      .update(String(v.port ?? ''));
+  else
+    h.update(msg.callId)
+      .update(msg.fromTag ?? '')
+      .update(String(msg.cseq.seq))
+      .update(msg.toTag ?? '');
   h.update(ruri);
   return `z9hG4bKsl${h.digest('hex').slice(0, 20)}`;
 }
@@ -88,7 +95,8 @@ export class Core implements CoreApi {
     this.timers = new TimerWheel(this.clock);
     this.log = new Logger(config.debug, opts.logSink ?? new StderrSink());
     this.timers.onError = (e) => this.log.err(`timer callback failed: ${(e as Error)?.stack ?? e}`);
-    this.resolver = opts.resolver ?? new SipResolver({ transports: config.disableTcp ? ['udp'] : ['udp', 'tcp'] });
+    this.resolver =
+      opts.resolver ?? new SipResolver({ transports: config.disableTcp ? ['udp'] : ['udp', 'tcp'] });
     for (const a of config.aliases) this.myself.add(a.host, a.port);
     this.addStats('core', () => ({ ...this.stats }));
   }
@@ -98,12 +106,21 @@ export class Core implements CoreApi {
   async start(): Promise<void> {
     const c = this.config;
     this.transports = new Transports({
-      listen: c.listen.map((l) => ({ ...l, advertise: c.advertisedAddress, advertisePort: c.advertisedPort })),
+      listen: c.listen.map((l) => ({
+        ...l,
+        advertise: c.advertisedAddress,
+        advertisePort: c.advertisedPort,
+      })),
       onMessage: (data, info) => this.receive(data, info),
       onOversize: (partial, info) => this.onOversize(partial, info),
       onFramingError: (reason, _partial, info) =>
-        this.log.once(L_WARN, `framing:${reason}`, `WARNING: tcp: ${reason} from ${info.src.ip}:${info.src.port}`),
-      onError: (err, where) => this.log.once(L_ERR, `net:${where}`, `ERROR: ${where}: ${(err as Error)?.message ?? err}`),
+        this.log.once(
+          L_WARN,
+          `framing:${reason}`,
+          `WARNING: tcp: ${reason} from ${info.src.ip}:${info.src.port}`,
+        ),
+      onError: (err, where) =>
+        this.log.once(L_ERR, `net:${where}`, `ERROR: ${where}: ${(err as Error)?.message ?? err}`),
       maxBuffer: c.maxBuffer,
       tcp: {
         idleTimeoutMs: c.tcpConnectionLifetime * 1000,
@@ -231,7 +248,8 @@ export class Core implements CoreApi {
     if (!v) return undefined;
     const proto = target.proto.toUpperCase();
     // SER writes no port for the default one (seed 003 Ex 2-11)
-    const hp = v.port === 5060 && target.proto !== 'tls' ? formatHostPort(v.host, 0).replace(/:0$/, '') : v.hostport;
+    const hp =
+      v.port === 5060 && target.proto !== 'tls' ? formatHostPort(v.host, 0).replace(/:0$/, '') : v.hostport;
     return `SIP/2.0/${proto} ${hp};branch=${branch}`;
   }
 
@@ -317,7 +335,11 @@ export class Core implements CoreApi {
   }
 
   /** Run a route for a context; errors are logged and never escape. */
-  runScript(ctx: MsgContext, kind: 'request' | 'failure' | 'onreply' | 'branch', name: string): number | Promise<number> {
+  runScript(
+    ctx: MsgContext,
+    kind: 'request' | 'failure' | 'onreply' | 'branch',
+    name: string,
+  ): number | Promise<number> {
     const script = this.script;
     if (!script) return 0;
     try {

@@ -8,7 +8,12 @@ import { normHost } from './myself.js';
  * when the client asked for it (`rport` without value) or the script forced it,
  * `rport=<source port>`. Returns undefined when nothing has to change.
  */
-export function viaWithReceived(via: Via, srcIp: string, srcPort: number, forceRport: boolean): string | undefined {
+export function viaWithReceived(
+  via: Via,
+  srcIp: string,
+  srcPort: number,
+  forceRport: boolean,
+): string | undefined {
   const needRport = (via.rport && via.rportValue === undefined) || (forceRport && via.rportValue !== srcPort);
   const sameHost = normHost(via.host) === normHost(srcIp);
   const needReceived = (!sameHost || needRport) && via.received !== srcIp;

@@ -1,4 +1,12 @@
+/** Every module this build has, by the name `loadmodule "…/name.so"` selects. */
+import core from '../core/actions.js';
 import type { ModuleDef } from '../core/module.js';
+import maxfwd from './maxfwd/index.js';
+import sl from './sl/index.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: the registry holds modules of every state type
-export const modules: Record<string, ModuleDef<any>> = {};
+export const modules: Record<string, ModuleDef<any>> = {
+  core,
+  sl,
+  maxfwd,
+};
