@@ -88,9 +88,11 @@ describe('ser command line', () => {
     assert.match(bad.stderr, /bad\.cfg:3:9: route\(4\): there is no block route\[4\]/);
     assert.match(bad.stderr, /3 errors in /);
   });
-  it('without -c the server start-up is not wired yet', () => {
-    const r = runSer('-f', '/dev/null');
-    assert.equal(r.status, 2);
-    assert.match(r.stderr, /server start-up is not wired yet/);
+  it('without -c a broken config stops the start-up with exit 1 and every error', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ser-cli-'));
+    writeFileSync(join(dir, 'bad.cfg'), 'fork=no\nlisten=udp:127.0.0.1:0\nroute { nosuchfn(); }\n');
+    const r = runSer('-f', join(dir, 'bad.cfg'));
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /bad\.cfg:3:9: unknown function 'nosuchfn'/);
   });
 });
