@@ -55,7 +55,7 @@ function uriUser(uri: string): string {
   }
 }
 
-// biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is refused by execve
+/** NUL is refused by execve */
 const NUL = /\0/g;
 
 /**
