@@ -716,7 +716,9 @@ export class Transports {
 
   private sendUdp(target: SendTarget, data: Buffer, from?: ListenSocket): boolean {
     const st = this.st.udp;
-    const af = ipFamily(target.ip);
+    // IPv6 literals are normalised (brackets, IPv4-mapped → IPv4: our v6 sockets are v6-only)
+    const ip = target.ip.includes(':') ? normalizeIp(target.ip) : target.ip;
+    const af = ipFamily(ip);
     let u: UdpListen | undefined;
     if (!this.closed && af !== 0 && target.port > 0 && target.port < 65536) {
       for (const x of this.udp) {
@@ -732,7 +734,7 @@ export class Transports {
       st.sendErrors++;
       return false;
     }
-    u.sock.send(data, target.port, stripBrackets(target.ip), (err) => {
+    u.sock.send(data, target.port, ip, (err) => {
       if (err) {
         st.sendErrors++;
         this.opts.onSendError?.(err, target);

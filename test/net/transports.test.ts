@@ -65,9 +65,16 @@ describe('Transports: UDP', () => {
       await waitFor(() => peer.got.length === 1, 3000, 'udp reply');
       assert.equal(peer.got[0].port, udpPort, 'reply must come from the listening port');
       assert.equal(peer.got[0].data, 'SIP/2.0 200 OK\r\n\r\n');
+      // an IPv4-mapped IPv6 target goes out over the IPv4 socket
+      assert.equal(
+        t.send({ proto: 'udp', ip: '::ffff:127.0.0.1', port: src.port }, Buffer.from('mapped')),
+        true,
+      );
+      await waitFor(() => peer.got.length === 2, 3000, 'mapped reply');
+      assert.equal(peer.got[1].data, 'mapped');
       const st = t.getStats();
       assert.equal(st.udp.msgsIn, 1);
-      assert.equal(st.udp.msgsOut, 1);
+      assert.equal(st.udp.msgsOut, 2);
     } finally {
       await peer.close();
     }
