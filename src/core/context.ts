@@ -50,3 +50,15 @@ export interface MsgContext {
   /** set by `drop`: a reply is not forwarded, a branch is not sent */
   drop: boolean;
 }
+
+/** AVP holding header lines for the next local reply (textops' append_to_reply), latest first */
+export const REPLY_HF_AVP = 'textops/reply_hf';
+
+/** The header lines queued by append_to_reply(), in the order the script added them. */
+export function replyHeaders(ctx: MsgContext): string[] {
+  const v = ctx.avps.get(REPLY_HF_AVP);
+  if (v === undefined || v.length === 0) return [];
+  const out: string[] = [];
+  for (let i = v.length - 1; i >= 0; i--) out.push(String(v[i]));
+  return out;
+}

@@ -14,7 +14,7 @@ import { buildParseErrorReply, buildReply, generateTag } from '../sip/reply.js';
 import { parseUri } from '../sip/uri.js';
 import type { CoreApi, Origin, ReplyExtras } from './api.js';
 import type { CoreConfig } from './config.js';
-import type { MsgContext, Proto } from './context.js';
+import { type MsgContext, type Proto, replyHeaders } from './context.js';
 import { L_DBG, L_ERR, L_WARN, Logger, type LogSink, StderrSink } from './log.js';
 import { MessageContext } from './msg-context.js';
 import { Myself } from './myself.js';
@@ -171,9 +171,12 @@ export class Core implements CoreApi {
   buildReply(ctx: MsgContext, code: number, reason: string, extras?: ReplyExtras): Buffer {
     const c = this.config;
     const msg = ctx.msg;
+    // headers queued by textops' append_to_reply go into every local reply
+    const queued = replyHeaders(ctx);
+    const headers = queued.length > 0 ? [...(extras?.headers ?? []), ...queued] : extras?.headers;
     return buildReply(msg, code, reason, {
       toTag: extras?.toTag ?? generateTag(),
-      headers: extras?.headers,
+      headers,
       body: extras?.body,
       contentType: extras?.contentType,
       server: c.serverSignature ? (c.serverHeader ?? SERVER_HDR) : undefined,

@@ -1,12 +1,18 @@
 /** Every module this build has, by the name `loadmodule "…/name.so"` selects. */
 import core from '../core/actions.js';
 import type { ModuleDef } from '../core/module.js';
+import exec from './exec/index.js';
 import maxfwd from './maxfwd/index.js';
 import sl from './sl/index.js';
+import textops from './textops/index.js';
+import xlog from './xlog/index.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: the registry holds modules of every state type
 export const modules: Record<string, ModuleDef<any>> = {
   core,
   sl,
   maxfwd,
+  textops,
+  exec,
+  xlog,
 };

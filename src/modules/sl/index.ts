@@ -57,8 +57,6 @@ export function slReply(st: SlState, ctx: MsgContext, code: number, reason: stri
     const c = dsetContact(ctx);
     if (c) headers.push(c);
   }
-  const queued = ctx.avps.get('$reply_hdrs');
-  if (queued) for (const h of queued) headers.push(String(h).replace(/\r?\n$/, ''));
   let buf: Buffer;
   try {
     buf = st.core.buildReply(ctx, code, reason, { headers, toTag: slToTag(st, ctx) });

@@ -14,7 +14,7 @@
  * REPLY_HF_AVP of the context (see replyHeaders()); the core's reply builder adds them.
  */
 import type { CoreApi } from '../../core/api.js';
-import type { MsgContext } from '../../core/context.js';
+import { type MsgContext, REPLY_HF_AVP, replyHeaders } from '../../core/context.js';
 import { L_DBG, L_ERR, type Logger } from '../../core/log.js';
 import { type ArgSpec, defineModule, FixupError, type RouteKind, type ScriptArg } from '../../core/module.js';
 import { describeArg, str } from '../../script/args.js';
@@ -27,16 +27,7 @@ export { adoptText, messageText, parseHeaderLines } from './rewrite.js';
  * AVP under which append_to_reply() queues header lines ("Name: value", no CRLF), latest
  * first like every AVP. The name holds a '/', which no script AVP name can.
  */
-export const REPLY_HF_AVP = 'textops/reply_hf';
-
-/** The header lines queued by append_to_reply(), in the order the script added them. */
-export function replyHeaders(ctx: MsgContext): string[] {
-  const v = ctx.avps.get(REPLY_HF_AVP);
-  if (v === undefined || v.length === 0) return [];
-  const out: string[] = [];
-  for (let i = v.length - 1; i >= 0; i--) out.push(String(v[i]));
-  return out;
-}
+export { REPLY_HF_AVP, replyHeaders };
 
 const MSG_ROUTES: readonly RouteKind[] = ['request', 'failure', 'onreply', 'branch'];
 const REQ_ROUTES: readonly RouteKind[] = ['request', 'failure', 'branch'];
