@@ -26,7 +26,11 @@ route {
 
   it('answers several messages sent in one segment, in order, on the same connection', async () => {
     const c = await TcpPeer.open(ser.port);
-    c.write(opts(c) + request('INVITE', 'sip:y@127.0.0.1', { ip: '127.0.0.1', port: c.localPort, proto: 'TCP' }) + opts(c));
+    c.write(
+      opts(c) +
+        request('INVITE', 'sip:y@127.0.0.1', { ip: '127.0.0.1', port: c.localPort, proto: 'TCP' }) +
+        opts(c),
+    );
     const text = await c.waitFor((t) => count(t, /^SIP\/2\.0 /gm) >= 3);
     const codes = [...text.matchAll(/^SIP\/2\.0 (\d+)/gm)].map((m) => m[1]);
     assert.deepEqual(codes, ['200', '404', '200']);
@@ -61,7 +65,13 @@ route {
 
   it('an oversize message gets 513 and the connection is closed; others are still served', async () => {
     const c = await TcpPeer.open(ser.port);
-    const big = request('MESSAGE', 'sip:x@127.0.0.1', { ip: '127.0.0.1', port: c.localPort, proto: 'TCP' }, [], 'x'.repeat(70_000));
+    const big = request(
+      'MESSAGE',
+      'sip:x@127.0.0.1',
+      { ip: '127.0.0.1', port: c.localPort, proto: 'TCP' },
+      [],
+      'x'.repeat(70_000),
+    );
     c.write(big);
     const text = await c.waitFor(() => c.closed, 3000);
     assert.match(text, /^SIP\/2\.0 513 /);
