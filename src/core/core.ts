@@ -266,9 +266,13 @@ export class Core implements CoreApi {
       this.onParseError(e, info);
       return;
     }
+    this.guarded(msg, info, () => (msg.isRequest ? this.onRequest(msg, info) : this.onReply(msg, info)));
+  }
+
+  /** Run a step of the pipeline; nothing a message causes may escape. */
+  private guarded(msg: SipMessage, info: RecvInfo, fn: () => void): void {
     try {
-      if (msg.isRequest) this.onRequest(msg, info);
-      else this.onReply(msg, info);
+      fn();
     } catch (e) {
       // a header that fails its lazy parse is a bad message like any other
       if (e instanceof SipParseError) this.onParseError(e, info, msg);
@@ -329,12 +333,42 @@ export class Core implements CoreApi {
     this.stats.rcv_requests++;
     const ctx = new MessageContext(msg, info.src, info.dst, 'request', info.connId);
     const v = msg.topVia;
+    if (v && (this.config.dns || this.config.revDns) && ipFamily(v.host) === 0) {
+      // dns=/rev_dns=: a Via host name that resolves to the source needs no received=
+      void this.viaNameIsSource(v.host, info.src.ip)
+        .catch(() => false)
+        .then((same) => this.guarded(ctx.msg, info, () => this.afterVia(ctx, same)));
+      return;
+    }
+    this.afterVia(ctx, false);
+  }
+
+  private afterVia(ctx: MessageContext, viaIsSource: boolean): void {
+    const v = ctx.msg.topVia;
     if (v) {
-      const fixed = viaWithReceived(v, info.src.ip, info.src.port, false);
-      if (fixed !== undefined) replaceTopVia(msg, fixed);
+      const fixed = viaIsSource
+        ? v.rport && v.rportValue === undefined
+          ? viaWithReceived(v, ctx.src.ip, ctx.src.port, false)
+          : undefined
+        : viaWithReceived(v, ctx.src.ip, ctx.src.port, false);
+      if (fixed !== undefined) replaceTopVia(ctx.msg, fixed);
     }
     for (const f of this.filters) if (!f(ctx)) return;
     this.runScript(ctx, 'request', '0');
+  }
+
+  /** SER's dns / rev_dns check: does the Via host name stand for the source address? */
+  private async viaNameIsSource(host: string, srcIp: string): Promise<boolean> {
+    const src = normalizeIp(srcIp);
+    if (this.config.dns) {
+      const t = await this.resolver.addresses(host, 5060, 'udp');
+      if (t.some((x) => normalizeIp(x.ip) === src)) return true;
+    }
+    if (this.config.revDns) {
+      const names = await this.resolver.reverse(srcIp);
+      if (names.some((n) => n.toLowerCase().replace(/\.$/, '') === host.toLowerCase())) return true;
+    }
+    return false;
   }
 
   /** Run a route for a context; errors are logged and never escape. */

@@ -1,0 +1,99 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { CoreConfig } from '../../src/core/config.js';
+import type { MsgContext } from '../../src/core/context.js';
+import { Core } from '../../src/core/core.js';
+import { MemorySink } from '../../src/core/log.js';
+import { viaWithReceived } from '../../src/core/via.js';
+import { SipResolver } from '../../src/net/dns.js';
+import type { RecvInfo } from '../../src/net/transports.js';
+import { parseMessage } from '../../src/sip/message.js';
+import { type Dnsmasq, dnsmasqAvailable, startDnsmasq } from '../net/dnsmasq.js';
+
+const topVia = (via: string) =>
+  parseMessage(
+    Buffer.from(
+      `OPTIONS sip:a@b SIP/2.0\r\nVia: ${via}\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n`,
+    ),
+    { datagram: true },
+  ).topVia!;
+
+describe('Via on receipt (RFC 3261 §18.2.1, RFC 3581)', () => {
+  it('adds received when the sent-by host is not the source address', () => {
+    assert.equal(
+      viaWithReceived(topVia('SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1'), '192.0.2.7', 5070, false),
+      'SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;received=192.0.2.7',
+    );
+  });
+  it('changes nothing when the sent-by is the source and no rport was asked', () => {
+    assert.equal(
+      viaWithReceived(topVia('SIP/2.0/UDP 192.0.2.7:5070;branch=z9hG4bK1'), '192.0.2.7', 5070, false),
+      undefined,
+    );
+  });
+  it('fills an empty rport, and adds received with it, even when the host matches', () => {
+    assert.equal(
+      viaWithReceived(topVia('SIP/2.0/UDP 192.0.2.7:5070;rport;branch=z9hG4bK1'), '192.0.2.7', 6000, false),
+      'SIP/2.0/UDP 192.0.2.7:5070;branch=z9hG4bK1;received=192.0.2.7;rport=6000',
+    );
+  });
+  it('force_rport adds rport although the client did not ask', () => {
+    assert.equal(
+      viaWithReceived(topVia('SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1'), '192.0.2.7', 6000, true),
+      'SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1;received=192.0.2.7;rport=6000',
+    );
+  });
+});
+
+describe('dns=yes: a Via host name that resolves to the source gets no received', {
+  skip: !dnsmasqAvailable() && 'dnsmasq missing',
+}, () => {
+  let dns: Dnsmasq;
+  before(async () => {
+    dns = await startDnsmasq(
+      ['--host-record=ua.test,127.0.0.9', '--host-record=other.test,127.0.0.8'],
+      'ua.test',
+    );
+  });
+  after(async () => {
+    await dns.stop();
+  });
+
+  async function viaSeen(dnsOn: boolean, host: string): Promise<string> {
+    const config = {
+      debug: 0,
+      aliases: [],
+      disableTcp: true,
+      dns: dnsOn,
+      revDns: false,
+    } as unknown as CoreConfig;
+    const core = new Core(config, {
+      logSink: new MemorySink(),
+      resolver: new SipResolver({ servers: [dns.server] }),
+    });
+    const seen = new Promise<string>((res) =>
+      core.addRequestFilter((ctx: MsgContext) => (res(ctx.msg.header('via') ?? ''), false)),
+    );
+    const ep = (ip: string, port: number) => ({ ip, port, proto: 'udp' as const, af: 4 as const });
+    const info = { src: ep('127.0.0.9', 5099), dst: ep('127.0.0.1', 5060) } as unknown as RecvInfo;
+    core.receive(
+      Buffer.from(
+        `OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP ${host}:5099;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n`,
+      ),
+      info,
+    );
+    const v = await seen;
+    core.resolver.close();
+    return v;
+  }
+
+  it('resolving to the source: no received', async () => {
+    assert.equal(await viaSeen(true, 'ua.test'), 'SIP/2.0/UDP ua.test:5099;branch=z9hG4bK1');
+  });
+  it('resolving elsewhere: received added', async () => {
+    assert.match(await viaSeen(true, 'other.test'), /;received=127\.0\.0\.9$/);
+  });
+  it('with dns=no a name always gets received', async () => {
+    assert.match(await viaSeen(false, 'ua.test'), /;received=127\.0\.0\.9$/);
+  });
+});
