@@ -3,7 +3,7 @@
  * the names found for them, and every `alias=` (with or without port).
  * Host comparison is case-insensitive; IPv6 forms are normalised.
  */
-import { isIP } from 'node:net';
+import { ipFamily, normalizeIp } from '../net/ip.js';
 
 export interface MyselfEntry {
   host: string;
@@ -13,17 +13,9 @@ export interface MyselfEntry {
 
 /** lower-case, strip IPv6 brackets, compress IPv6 so that equal addresses compare equal */
 export function normHost(host: string): string {
-  let h = host.toLowerCase();
-  if (h.startsWith('[') && h.endsWith(']')) h = h.slice(1, -1);
-  if (h.endsWith('.') && isIP(h) === 0) h = h.slice(0, -1);
-  if (isIP(h) === 6) {
-    try {
-      h = new URL(`http://[${h}]/`).hostname.slice(1, -1);
-    } catch {
-      /* keep as is */
-    }
-  }
-  return h;
+  if (ipFamily(host) !== 0) return normalizeIp(host);
+  const h = host.toLowerCase();
+  return h.endsWith('.') ? h.slice(0, -1) : h;
 }
 
 export class Myself {
