@@ -3,10 +3,12 @@
  * (logging, replies, forwarding, sending, timers, myself, hooks into the pipeline).
  */
 import type { SendTarget } from '../net/transports.js';
+import type { Via } from '../sip/headers.js';
 import type { SipMessage } from '../sip/message.js';
 import type { CoreConfig } from './config.js';
 import type { Endpoint, MsgContext } from './context.js';
 import type { Logger } from './log.js';
+import type { RouteKind } from './module.js';
 import type { Myself } from './myself.js';
 import type { Clock, TimerWheel } from './timer.js';
 
@@ -48,6 +50,16 @@ export interface CoreApi {
   addRequestFilter(fn: (ctx: MsgContext) => boolean): void;
   /** replies are offered here first (tm); return true when claimed */
   setReplyHandler(fn: (msg: SipMessage, origin: Origin) => boolean): void;
+  /** run a block of the script (failure_route, onreply_route …) for a context; errors are logged */
+  runRoute(ctx: MsgContext, kind: RouteKind, name: string): number | Promise<number>;
+  /** does the script have that block */
+  hasRoute(kind: RouteKind, name: string): boolean;
+  /** a context for a message that did not come through the request pipeline (a reply, a stored request) */
+  createContext(msg: SipMessage, origin: Origin, kind: RouteKind): MsgContext;
+  /** forward a reply statelessly by its Via (our Via removed); false when it could not go */
+  forwardReply(msg: SipMessage): Promise<boolean>;
+  /** is this Via one of ours (host and port are ours) */
+  isOurVia(v: Via): boolean;
   /** statistics groups for serctl monitor, FIFO and /metrics */
   addStats(group: string, read: () => Record<string, number>): void;
 }

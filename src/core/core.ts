@@ -16,6 +16,7 @@ import type { CoreApi, Origin, ReplyExtras } from './api.js';
 import type { CoreConfig } from './config.js';
 import { type MsgContext, type Proto, replyHeaders } from './context.js';
 import { L_DBG, L_ERR, L_WARN, Logger, type LogSink, StderrSink } from './log.js';
+import type { RouteKind } from './module.js';
 import { MessageContext } from './msg-context.js';
 import { Myself } from './myself.js';
 import { type Clock, systemClock, TimerWheel } from './timer.js';
@@ -369,6 +370,18 @@ export class Core implements CoreApi {
       if (names.some((n) => n.toLowerCase().replace(/\.$/, '') === host.toLowerCase())) return true;
     }
     return false;
+  }
+
+  runRoute(ctx: MsgContext, kind: RouteKind, name: string): number | Promise<number> {
+    return this.runScript(ctx, kind, name);
+  }
+
+  hasRoute(kind: RouteKind, name: string): boolean {
+    return this.script?.has(kind, name) ?? false;
+  }
+
+  createContext(msg: SipMessage, origin: Origin, kind: RouteKind): MsgContext {
+    return new MessageContext(msg, origin.src, origin.dst, kind, origin.connId);
   }
 
   /** Run a route for a context; errors are logged and never escape. */
