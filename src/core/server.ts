@@ -154,9 +154,20 @@ export async function runServer(args: SerArgs): Promise<number> {
     child.unref();
     return 0;
   }
+  if (config.pidFile) writeFileSync(config.pidFile, `${process.pid}\n`);
+  // user= / group= (-u / -g): drop privileges once the sockets are bound, group first
+  try {
+    if (config.group !== undefined) process.setgid?.(config.group);
+    if (config.user !== undefined) process.setuid?.(config.user);
+  } catch (e) {
+    process.stderr.write(
+      `ERROR: cannot change to user/group ${config.user ?? ''}/${config.group ?? ''}: ${(e as Error).message}\n`,
+    );
+    await server.stop();
+    return 1;
+  }
   process.stderr.write(listeningReport(server));
   if (!config.fork) process.stderr.write('WARNING: no fork mode\n');
-  if (config.pidFile) writeFileSync(config.pidFile, `${process.pid}\n`);
   core.log.info(`ser started, pid ${process.pid}`);
   return await new Promise<number>((resolve) => {
     let stopping = false;

@@ -3,6 +3,8 @@
  * message size, stateless forwarding of requests and replies, bad input.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { parseMessage } from '../../src/sip/message.js';
 import { haveSeeds, request, type Ser, seedScript, startSer, UdpPeer } from './harness.js';
@@ -174,5 +176,38 @@ route {
     ua.send(request('OPTIONS', 'sip:a@127.0.0.1', from()), ser.port);
     assert.equal((await ua.nextMsg()).status, 200);
     assert.match(ser.stderr(), /bad message from 127\.0\.0\.1/);
+  });
+});
+
+describe('user= and group= drop privileges after binding', {
+  skip: process.getuid?.() !== 0 && 'needs root',
+}, () => {
+  it('the running server has the uid/gid of nobody/nogroup and still answers', async () => {
+    const ser = await startSer(
+      'user="nobody"\ngroup="nogroup"\nloadmodule "sl.so"\nroute { sl_send_reply("200", "OK"); }',
+    );
+    try {
+      const status = readFileSync(`/proc/${ser.proc.pid}/status`, 'utf8');
+      const uid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]);
+      const gid = Number(/^Gid:\s+(\d+)/m.exec(status)?.[1]);
+      assert.equal(uid, Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' })));
+      assert.equal(
+        gid,
+        Number(execFileSync('getent', ['group', 'nogroup'], { encoding: 'utf8' }).split(':')[2]),
+      );
+      const ua = await UdpPeer.open();
+      ua.send(request('OPTIONS', 'sip:a@127.0.0.1', { ip: '127.0.0.1', port: ua.port }), ser.port);
+      assert.equal((await ua.nextMsg()).status, 200);
+      ua.close();
+    } finally {
+      await ser.stop();
+    }
+  });
+
+  it('an unknown user stops the start-up with an error', async () => {
+    await assert.rejects(
+      startSer('user="no-such-user-xyz"\nloadmodule "sl.so"\nroute { sl_send_reply("200", "OK"); }'),
+      /cannot change to user\/group no-such-user-xyz/,
+    );
   });
 });
