@@ -47,19 +47,24 @@ export interface CoreOptions {
   resolver?: SipResolver;
 }
 
-/** Stateless branch (RFC 3261 §16.11): the same for every retransmission of a request. */
+/**
+ * Stateless branch (RFC 3261 §16.11): the same for every retransmission of a request, and
+ * the same again if the request comes back to us unchanged (a loop, §16.3 step 4), because
+ * it hashes only what a loop does not change: the originator's (bottom) Via, the dialog
+ * identifiers and the outgoing Request-URI. A spiral (a new Request-URI) gets a new branch.
+ */
 function statelessBranch(msg: SipMessage, ruri: string): string {
-  const v = msg.topVia;
+  const vias = msg.vias;
+  const v = vias[vias.length - 1];
   const h = createHash('md5');
-  if (v?.branch?.startsWith('z9hG4bK'))
-    h.update(v.branch)
+  if (v)
+    h.update(v.branch ?? '')
       .update(v.host)
       .update(String(v.port ?? ''));
-  else
-    h.update(msg.callId)
-      .update(msg.fromTag ?? '')
-      .update(String(msg.cseq.seq))
-      .update(msg.toTag ?? '');
+  h.update(msg.callId)
+    .update(msg.fromTag ?? '')
+    .update(String(msg.cseq.seq))
+    .update(msg.toTag ?? '');
   h.update(ruri);
   return `z9hG4bKsl${h.digest('hex').slice(0, 20)}`;
 }

@@ -72,7 +72,10 @@ describe('dns=yes: a Via host name that resolves to the source gets no received'
       resolver: new SipResolver({ servers: [dns.server] }),
     });
     const seen = new Promise<string>((res) =>
-      core.addRequestFilter((ctx: MsgContext) => (res(ctx.msg.header('via') ?? ''), false)),
+      core.addRequestFilter((ctx: MsgContext) => {
+        res(ctx.msg.header('via') ?? '');
+        return false;
+      }),
     );
     const ep = (ip: string, port: number) => ({ ip, port, proto: 'udp' as const, af: 4 as const });
     const info = { src: ep('127.0.0.9', 5099), dst: ep('127.0.0.1', 5060) } as unknown as RecvInfo;

@@ -149,3 +149,21 @@ describe('two chained instances', () => {
     );
   });
 });
+
+describe('loop detection on stateless forwarding', () => {
+  it('a request forwarded back to ourselves unchanged is answered 482', async () => {
+    const ser = await startSer(
+      'loadmodule "sl.so"\nroute { if (!forward(127.0.0.1, {PORT})) { sl_reply_error(); }; }',
+    );
+    const ua = await UdpPeer.open();
+    try {
+      ua.send(request('INVITE', 'sip:loop@127.0.0.1', { ip: '127.0.0.1', port: ua.port }), ser.port);
+      const r = await ua.nextMsg();
+      assert.equal(r.status, 482);
+      assert.equal(r.vias.length, 1, 'our Via is gone from the reply');
+    } finally {
+      ua.close();
+      await ser.stop();
+    }
+  });
+});
