@@ -2,7 +2,7 @@
  * sl — the stateless UA server: replies statelessly ("sends and forgets"), lists the
  * destination set in the Contact of 3xx replies, and absorbs ACKs to its own replies.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { CoreApi } from '../../core/api.js';
 import type { MsgContext } from '../../core/context.js';
 import { L_ERR } from '../../core/log.js';
@@ -28,13 +28,21 @@ export interface SlState {
  */
 export function slToTag(st: SlState, ctx: MsgContext): string {
   const m = ctx.msg;
-  const h = createHash('md5')
-    .update(m.callId)
-    .update(m.fromTag ?? '')
-    .update(String(m.cseq.seq))
-    .update(m.topVia?.branch ?? '')
-    .digest('hex');
-  return `${st.tagPrefix}.${h.slice(0, 8)}`;
+  // FNV-1a, 32 bits: the tag must be stable per request, not secret (profiled: md5 cost 8% of an OPTIONS)
+  let h = 0x811c9dc5;
+  const mix = (s: string) => {
+    for (let i = 0; i < s.length; i++) {
+      h ^= s.charCodeAt(i);
+      h = Math.imul(h, 0x01000193);
+    }
+    h ^= 0x7c; // separator, so "ab"+"c" differs from "a"+"bc"
+    h = Math.imul(h, 0x01000193);
+  };
+  mix(m.callId);
+  mix(m.fromTag ?? '');
+  mix(String(m.cseq.seq));
+  mix(m.topVia?.branch ?? '');
+  return `${st.tagPrefix}.${(h >>> 0).toString(16).padStart(8, '0')}`;
 }
 
 /** q as SER prints it (qvalue_t in thousandths): 0.5 → "0.5", 1000 → "1" */
