@@ -28,6 +28,7 @@ export function sqliteError(e: unknown, url: string, sql?: string): DbError {
   if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED' || code?.startsWith('SQLITE_BUSY_')) kind = 'busy';
   else if (code?.startsWith('SQLITE_CONSTRAINT')) kind = 'constraint';
   else if (code?.startsWith('SQLITE_CANTOPEN') || code === 'SQLITE_NOTADB' || code === 'SQLITE_PERM') kind = 'connect';
+  else if (/directory does not exist|unable to open/i.test(msg)) kind = 'connect';
   else if (e instanceof TypeError && /not open/.test(msg)) kind = 'closed';
   return new DbError(kind, `sqlite: ${msg}`, { backend: 'sqlite', url, sql, driverCode: code, cause: e });
 }
