@@ -49,7 +49,10 @@ describe('unreachable database server', () => {
       });
       assert.ok(Date.now() - t0 < 2000);
       // still a DbError the second time, the process is up
-      await assert.rejects(db.insert('acc', { sip_method: 'INVITE' }), (e: unknown) => isDbError(e) && e.code === 'connect');
+      await assert.rejects(
+        db.insert('acc', { sip_method: 'INVITE' }),
+        (e: unknown) => isDbError(e) && e.code === 'connect',
+      );
       await db.close();
       await sleep(50);
       assert.deepEqual(uncaught, []);
