@@ -61,6 +61,7 @@ export async function fifoCall(
   const replyPath = join(dir, name);
   mkfifo(replyPath, 0o600);
   let reader: Socket | undefined;
+  let timer: NodeJS.Timeout | undefined;
   try {
     // open our end first so the server finds a reader
     const rfd = openSync(replyPath, C.O_RDONLY | C.O_NONBLOCK);
@@ -71,6 +72,7 @@ export async function fifoCall(
         () => reject(new FifoUnreachable(`no reply from the server through ${fifo} (timeout)`, 'timeout')),
         opts.timeoutMs ?? 5000,
       );
+      timer = t;
       reader!.on('data', (d: Buffer) => chunks.push(d));
       reader!.on('end', () => {
         clearTimeout(t);
@@ -81,6 +83,7 @@ export async function fifoCall(
         reject(new FifoUnreachable(`reading the reply: ${e.message}`, 'io'));
       });
     });
+    got.catch(() => {}); // observed below; not unhandled when the request cannot be sent
     // the reply name is relative to the server's fifo_dir when it lives there
     const replyName = dir === '/tmp' || dir === '/tmp/' ? basename(replyPath) : replyPath;
     const req = `:${command}:${replyName}\n${args.map((a) => `${a}\n`).join('')}\n`;
@@ -111,6 +114,7 @@ export async function fifoCall(
     }
     return parseReply(await got);
   } finally {
+    if (timer) clearTimeout(timer);
     reader?.destroy();
     try {
       unlinkSync(replyPath);

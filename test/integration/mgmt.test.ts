@@ -98,14 +98,17 @@ describe('FIFO server of a running ser', () => {
     assert.match(v.body[0], /^Server: Sip EXpress router \(.+ \(.+\/.+\)\)$/);
   });
 
-  it('an unknown command: 500 command \'foobar\' not available (M3)', async () => {
+  it("an unknown command: 500 command 'foobar' not available (M3)", async () => {
     const r = await fifoCall(fifo, 'foobar');
     assert.equal(`${r.code} ${r.reason}`, "500 command 'foobar' not available");
   });
 
   it('ps prints `<n> <pid> <description>` with the real pid; print echoes; arg and pwd', async () => {
     const ps = await fifoCall(fifo, 'ps');
-    assert.match(ps.body[0], new RegExp(`^0 ${ser.proc.pid} attendant, receiver sock=0 @ 127\\.0\\.0\\.1::${ser.port}`));
+    assert.match(
+      ps.body[0],
+      new RegExp(`^0 ${ser.proc.pid} attendant, receiver sock=0 @ 127\\.0\\.0\\.1::${ser.port}`),
+    );
     assert.match(ps.body[0], /timer, fifo server/);
     assert.deepEqual((await fifoCall(fifo, 'print', ['a b', 'c'])).body, ['a b', 'c']);
     assert.ok((await fifoCall(fifo, 'arg')).body.some((l) => l.endsWith('ser.cfg')));
@@ -251,7 +254,14 @@ describe('HTTP JSON-RPC and /metrics', () => {
     };
     const val = (t: string, n: string) => Number(new RegExp(`^${n} (\\S+)$`, 'm').exec(t)?.[1]);
     const t1 = await get();
-    for (const n of ['ser_core_rcv_requests', 'ser_sl_404', 'ser_net_udp_msgsIn', 'ser_uptime_seconds', 'process_resident_memory_bytes', 'process_cpu_seconds_total']) {
+    for (const n of [
+      'ser_core_rcv_requests',
+      'ser_sl_404',
+      'ser_net_udp_msgsIn',
+      'ser_uptime_seconds',
+      'process_resident_memory_bytes',
+      'process_cpu_seconds_total',
+    ]) {
       assert.ok(!Number.isNaN(val(t1, n)), `${n} missing`);
     }
     assert.match(t1, /^# TYPE ser_sl_404 untyped$/m);
