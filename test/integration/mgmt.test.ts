@@ -146,7 +146,7 @@ describe('FIFO server of a running ser', () => {
     const many = await Promise.all(
       Array.from({ length: 8 }, (_, i) => fifoCall(fifo, 'print', [`client ${i}`])),
     );
-    many.forEach((r, i) => assert.deepEqual(r.body, [`client ${i}`]));
+    for (const [i, r] of many.entries()) assert.deepEqual(r.body, [`client ${i}`]);
   });
 
   it('a request ended by EOF instead of the empty line is answered', async () => {
