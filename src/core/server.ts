@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import { unlinkSync, writeFileSync } from 'node:fs';
 import type { SerArgs } from '../cli/ser.js';
+import { type Mgmt, startMgmt } from '../mgmt/index.js';
 import { modules } from '../modules/index.js';
 import type { CompiledScript } from '../script/compiler.js';
 import { formatErrors, loadConfig } from '../script/load.js';
@@ -20,6 +21,8 @@ export interface RunningServer {
   script: CompiledScript;
   /** module name → state returned by its init */
   states: Map<string, unknown>;
+  /** FIFO and JSON-RPC servers (src/mgmt) */
+  mgmt: Mgmt | undefined;
   stop(): Promise<void>;
 }
 
@@ -73,6 +76,7 @@ export async function startServer(
   core = new Core(config, { logSink: sink });
   const states = new Map<string, unknown>();
   const inited: [ModuleDef<unknown>, unknown][] = [];
+  let mgmt: Mgmt | undefined;
   try {
     for (const m of r.config.modules) {
       const def = modules[m.name] as ModuleDef<unknown> | undefined;
@@ -94,6 +98,11 @@ export async function startServer(
     } catch (e) {
       throw new StartupError(`ERROR: cannot listen: ${(e as Error).message}`);
     }
+    try {
+      mgmt = await startMgmt({ core, modules: inited, options: r.config.options });
+    } catch (e) {
+      throw new StartupError(`ERROR: fifo/rpc server: ${(e as Error).message}`);
+    }
   } catch (e) {
     for (const [def, st] of inited.reverse()) await Promise.resolve(def.destroy?.(st)).catch(() => {});
     await core.stop().catch(() => {});
@@ -105,7 +114,9 @@ export async function startServer(
     config,
     script: r.script,
     states,
+    mgmt,
     async stop() {
+      await mgmt?.stop();
       for (const [def, st] of inited.reverse()) {
         try {
           await def.destroy?.(st);
