@@ -1,6 +1,7 @@
 /** Every module this build has, by the name `loadmodule "…/name.so"` selects. */
 import core from '../core/actions.js';
 import type { ModuleDef } from '../core/module.js';
+import { mysql, postgres } from './dbdrivers/index.js';
 import exec from './exec/index.js';
 import maxfwd from './maxfwd/index.js';
 import sl from './sl/index.js';
@@ -15,4 +16,6 @@ export const modules: Record<string, ModuleDef<any>> = {
   textops,
   exec,
   xlog,
+  mysql,
+  postgres,
 };
