@@ -3,8 +3,10 @@ import core from '../core/actions.js';
 import type { ModuleDef } from '../core/module.js';
 import exec from './exec/index.js';
 import maxfwd from './maxfwd/index.js';
+import registrar from './registrar/index.js';
 import sl from './sl/index.js';
 import textops from './textops/index.js';
+import usrloc from './usrloc/index.js';
 import xlog from './xlog/index.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: the registry holds modules of every state type
@@ -15,4 +17,6 @@ export const modules: Record<string, ModuleDef<any>> = {
   textops,
   exec,
   xlog,
+  usrloc,
+  registrar,
 };
