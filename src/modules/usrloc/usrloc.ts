@@ -58,7 +58,7 @@ export class Usrloc {
   private stopped = false;
   private locks = new Map<string, Promise<void>>();
   readonly startedAt: number;
-  readonly nowMs: () => number;
+  nowMs: () => number;
   /** DB failures seen (for ul_stats and tests) */
   dbErrors = 0;
   /** AORs compare case-sensitively (registrar's case_sensitive sets it) */
