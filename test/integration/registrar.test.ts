@@ -9,43 +9,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { SipMessage } from '../../src/sip/message.js';
 import { request, type Ser, startSer, UdpPeer } from './harness.js';
-
-export const REGISTRAR_CFG = (extra = '') => `
-loadmodule "sl.so"
-loadmodule "maxfwd.so"
-loadmodule "usrloc.so"
-loadmodule "registrar.so"
-modparam("registrar", "min_expires", 60)
-${extra}
-route {
-  if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); break; };
-  if (method=="REGISTER") { save("location"); break; };
-  if (!lookup("location")) { sl_send_reply("404", "Not Found"); break; };
-  if (method=="MESSAGE") { sl_send_reply("302", "Moved Temporarily"); break; };
-  forward(uri:host, uri:port);
-}`;
-
-/** REGISTER for `user` from `phone`, To = the AOR on the server. */
-export function reg(
-  phone: UdpPeer,
-  user: string,
-  extra: string[] = [],
-  contact = `<sip:${user}@127.0.0.1:${phone.port}>`,
-): string {
-  return request('REGISTER', 'sip:127.0.0.1', { ip: '127.0.0.1', port: phone.port }, [
-    `To: <sip:${user}@127.0.0.1>`,
-    `From: <sip:${user}@127.0.0.1>;tag=r1`,
-    ...(contact ? [`Contact: ${contact}`] : ['Contact: -']),
-    ...extra,
-  ]);
-}
-
-export async function replyTo(peer: UdpPeer, text: string, port: number): Promise<SipMessage> {
-  peer.send(text, port);
-  return peer.nextMsg(3000);
-}
+import { REGISTRAR_CFG, reg, replyTo } from './registrar-helpers.test.js';
 
 describe('registrar over UDP: add, refresh, remove, *, 423, fetch, lookup', () => {
   let ser: Ser;
@@ -72,7 +37,10 @@ describe('registrar over UDP: add, refresh, remove, *, 423, fetch, lookup', () =
   });
 
   it('S1.6 (stateless) an INVITE for the registered user reaches the phone with the contact as R-URI', async () => {
-    caller.send(request('INVITE', `sip:alice@127.0.0.1:${ser.port}`, { ip: '127.0.0.1', port: caller.port }), ser.port);
+    caller.send(
+      request('INVITE', `sip:alice@127.0.0.1:${ser.port}`, { ip: '127.0.0.1', port: caller.port }),
+      ser.port,
+    );
     const m = await phoneA.nextMsg();
     assert.equal(m.method, 'INVITE');
     assert.equal(m.ruri, `sip:alice@127.0.0.1:${phoneA.port}`);
@@ -91,7 +59,11 @@ describe('registrar over UDP: add, refresh, remove, *, 423, fetch, lookup', () =
     const contactC = `<sip:alice@127.0.0.2:${phoneC.port}>`;
     let r = await replyTo(phoneC, reg(phoneC, 'alice', ['Expires: 300', callId('c')], contactC), ser.port);
     assert.equal(r.headers('contact').length, 2);
-    r = await replyTo(phoneC, reg(phoneC, 'alice', ['Expires: 900', callId('c'), 'CSeq: 2 REGISTER'], contactC), ser.port);
+    r = await replyTo(
+      phoneC,
+      reg(phoneC, 'alice', ['Expires: 900', callId('c'), 'CSeq: 2 REGISTER'], contactC),
+      ser.port,
+    );
     assert.ok(r.headers('contact').includes(`<sip:alice@127.0.0.2:${phoneC.port}>;expires=900`));
   });
 
@@ -110,7 +82,12 @@ describe('registrar over UDP: add, refresh, remove, *, 423, fetch, lookup', () =
   it('S1.3 expires=0 removes one binding', async () => {
     const r = await replyTo(
       phoneA,
-      reg(phoneA, 'alice', [callId('a'), 'CSeq: 5 REGISTER'], `<sip:alice@127.0.0.1:${phoneA.port}>;expires=0`),
+      reg(
+        phoneA,
+        'alice',
+        [callId('a'), 'CSeq: 5 REGISTER'],
+        `<sip:alice@127.0.0.1:${phoneA.port}>;expires=0`,
+      ),
       ser.port,
     );
     assert.deepEqual(r.headers('contact'), [`<sip:alice@127.0.0.2:${phoneC.port}>;expires=900`]);
@@ -163,15 +140,23 @@ describe('registrar over UDP: add, refresh, remove, *, 423, fetch, lookup', () =
       ser.port,
     );
     assert.equal(r.status, 400);
-    r = await replyTo(phoneA, reg(phoneA, 'bob', ['Expires: 0'], `*, <sip:bob@127.0.0.1:${phoneA.port}>`), ser.port);
+    r = await replyTo(
+      phoneA,
+      reg(phoneA, 'bob', ['Expires: 0'], `*, <sip:bob@127.0.0.1:${phoneA.port}>`),
+      ser.port,
+    );
     assert.equal(r.status, 400);
   });
 
   it('sipsak -U registers and removes a binding through the server', () => {
-    const res = spawnSync('sipsak', ['-U', '-vv', '-H', '127.0.0.1', '-x', '120', '-s', `sip:sak@127.0.0.1:${ser.port}`], {
-      timeout: 15000,
-      encoding: 'utf8',
-    });
+    const res = spawnSync(
+      'sipsak',
+      ['-U', '-vv', '-H', '127.0.0.1', '-x', '120', '-s', `sip:sak@127.0.0.1:${ser.port}`],
+      {
+        timeout: 15000,
+        encoding: 'utf8',
+      },
+    );
     assert.equal(res.status, 0, `${res.stdout}\n${res.stderr}`);
     assert.match(res.stdout, /registering user sak.*OK/s);
   });
@@ -204,7 +189,20 @@ describe('registrar over UDP: add, refresh, remove, *, 423, fetch, lookup', () =
     );
     const res = spawnSync(
       'sipp',
-      ['-sf', xml, '-m', '50', '-r', '200', '-i', '127.0.0.1', '-nostdin', '-timeout', '20s', `127.0.0.1:${ser.port}`],
+      [
+        '-sf',
+        xml,
+        '-m',
+        '50',
+        '-r',
+        '200',
+        '-i',
+        '127.0.0.1',
+        '-nostdin',
+        '-timeout',
+        '20s',
+        `127.0.0.1:${ser.port}`,
+      ],
       { timeout: 30000, encoding: 'utf8', cwd: dir },
     );
     assert.equal(res.status, 0, `sipp failed: ${res.stdout?.slice(-2000)}\n${res.stderr}`);
