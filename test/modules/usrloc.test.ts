@@ -21,7 +21,11 @@ describe('usrloc management commands', () => {
     assert.equal(add.body, "('newuser','sip:666@gateway.foo.bar') to 'location'");
     const show = await run(ul, 'ul_show_contact', 'location', 'newuser');
     assert.equal(show.code, 200);
-    assert.equal(show.body, '<sip:666@gateway.foo.bar>;q=1.00;expires=1073741812', 'permanent: 2^30 minus uptime');
+    assert.equal(
+      show.body,
+      '<sip:666@gateway.foo.bar>;q=1.00;expires=1073741812',
+      'permanent: 2^30 minus uptime',
+    );
     // usable by lookup at once (M12), no DB involved
     const l = await r.lookup('sip:newuser@foo.bar');
     assert.equal(l.ret, 1);
@@ -37,7 +41,14 @@ describe('usrloc management commands', () => {
   it('M13: ul_show_contact lists registered contacts as <uri>;q=…;expires=<left>', async () => {
     const r = await setup();
     await r.save(register({ user: 'jiri', contacts: ['<sip:195.37.78.160:14519>'], expires: 1200 }));
-    await r.save(register({ user: 'jiri', contacts: ['<sip:7271@gateway.foo.bar>;q=0.5'], expires: 36000, callId: 'g@x' }));
+    await r.save(
+      register({
+        user: 'jiri',
+        contacts: ['<sip:7271@gateway.foo.bar>;q=0.5'],
+        expires: 36000,
+        callId: 'g@x',
+      }),
+    );
     r.advance(188);
     const show = await run(r.ul.state, 'ul_show_contact', 'location', 'jiri');
     assert.deepEqual(show.body?.split('\n'), [
@@ -70,7 +81,10 @@ describe('usrloc management commands', () => {
     assert.equal((await run(ul, 'ul_rm_contact', 'location', 'alice', 'sip:a@10.0.0.1')).code, 200);
     assert.equal((await run(ul, 'ul_rm_contact', 'location', 'alice', 'sip:a@10.0.0.9')).code, 404);
     assert.equal((await run(ul, 'ul_rm_contact', 'location', 'bob', 'sip:a@10.0.0.2')).code, 404);
-    assert.deepEqual((await run(ul, 'ul_show_contact', 'location', 'alice')).body, '<sip:a@10.0.0.2>;q=0.00;expires=600');
+    assert.deepEqual(
+      (await run(ul, 'ul_show_contact', 'location', 'alice')).body,
+      '<sip:a@10.0.0.2>;q=0.00;expires=600',
+    );
   });
 
   it('ul_stats and the usrloc statistics group: registered users and expired contacts per table', async () => {
@@ -95,7 +109,10 @@ describe('usrloc management commands', () => {
     await r.save(register({ contacts: ['<sip:a@10.0.0.1>'], expires: 600 }));
     const d = await run(r.ul.state, 'ul_dump');
     assert.match(d.body ?? '', /Domain: 'location' users=1 contacts=1/);
-    assert.match(d.body ?? '', /AOR: alice\n {4}<sip:a@10\.0\.0\.1>;q=0\.00;expires=600 callid=reg-1@195\.37\.77\.100 cseq=1/);
+    assert.match(
+      d.body ?? '',
+      /AOR: alice\n {4}<sip:a@10\.0\.0\.1>;q=0\.00;expires=600 callid=reg-1@195\.37\.77\.100 cseq=1/,
+    );
     assert.equal((await run(r.ul.state, 'ul_flush')).code, 200);
   });
 
@@ -175,7 +192,9 @@ for (const backend of BACKENDS) {
     it('db_mode 3 shares the database: a binding saved by one instance is found by another', async () => {
       const a = await setup({ db_mode: 3, db_url: t.url });
       const b = await setup({ db_mode: 3, db_url: t.url });
-      const { reply } = await a.save(register({ user: 'shared', contacts: ['<sip:sh@10.0.0.1>'], expires: 600 }));
+      const { reply } = await a.save(
+        register({ user: 'shared', contacts: ['<sip:sh@10.0.0.1>'], expires: 600 }),
+      );
       assert.equal(reply?.status, 200);
       const l = await b.lookup('sip:shared@iptel.org');
       assert.equal(l.ret, 1);
@@ -205,8 +224,12 @@ describe('usrloc with an unreachable database', () => {
       assert.equal(ret, 1);
       assert.equal(reply?.status, 200);
       assert.equal((await r.lookup('sip:alice@iptel.org')).ret, 1);
-      assert.ok(r.rc.sink.lines.some((l) => /ERROR: usrloc: .*(write-through|cannot find or create)/.test(l)));
-      assert.ok(r.ul.state.existing('location')!.dirty.size > 0 || !r.ul.state.existing('location')!.tableReady);
+      assert.ok(
+        r.rc.sink.lines.some((l) => /ERROR: usrloc: .*(write-through|cannot find or create)/.test(l)),
+      );
+      assert.ok(
+        r.ul.state.existing('location')!.dirty.size > 0 || !r.ul.state.existing('location')!.tableReady,
+      );
       await r.ul.state.tick(); // retries, fails again, never throws
       assert.ok(r.ul.state.dbErrors >= 2);
       await r.ul.state.stop();
@@ -222,4 +245,3 @@ describe('usrloc with an unreachable database', () => {
     await r.ul.state.stop();
   });
 });
-
