@@ -57,6 +57,17 @@ export function intern(s: string): string {
   return s;
 }
 
+/**
+ * A copy of a string that does not keep its source alive: values taken from a parsed
+ * message are slices of the whole message text, and a stored contact must not pin it.
+ */
+export function detach(s: string): string;
+export function detach(s: string | undefined): string | undefined;
+export function detach(s: string | undefined): string | undefined {
+  if (s === undefined || s.length < 13) return s;
+  return Buffer.from(s, 'utf8').toString('utf8');
+}
+
 export function isPermanent(c: UContact): boolean {
   return c.expires === 0 || (c.flags & FL_PERMANENT) !== 0;
 }
@@ -121,10 +132,17 @@ export class UDomain {
 
   /** Adds or replaces the contact with the same URI. */
   put(aor: string, c: UContact): void {
-    let r = this.records.get(aor);
+    c.uri = detach(c.uri);
+    c.callId = detach(c.callId);
+    c.received = detach(c.received);
+    c.path = detach(c.path);
+    const r = this.records.get(aor);
     if (!r) {
-      r = { aor, contacts: [] };
-      this.records.set(aor, r);
+      // an array literal of one: push() onto [] would reserve room for 17
+      aor = detach(aor);
+      this.records.set(aor, { aor, contacts: [c] });
+      this.contactCount++;
+      return;
     }
     const i = r.contacts.findIndex((x) => x.uri === c.uri);
     if (i >= 0) r.contacts[i] = c;
