@@ -116,6 +116,19 @@ describe('usrloc management commands', () => {
     assert.equal((await run(r.ul.state, 'ul_flush')).code, 200);
   });
 
+  it('tables the script names (save/lookup fixups) exist from start-up; others do not (M6)', async () => {
+    const rc = regCore();
+    const first = await setup({}, {}, rc);
+    first.reg.fixup('lookup', 'aliases');
+    first.reg.fixup('save', 'mydomain1');
+    const next = await setup(); // the next server started reads what its script declared
+    assert.ok(next.ul.state.existing('aliases'));
+    assert.ok(next.ul.state.existing('mydomain1'));
+    assert.equal((await run(next.ul.state, 'ul_add', 'aliases', '1234', 'sip:john.doe@foo.bar', '0', '1')).code, 200);
+    const later = await setup();
+    assert.equal(later.ul.state.existing('aliases'), undefined);
+  });
+
   it('the expiry timer runs every timer_interval on the core timer wheel', async () => {
     const r = await setup({ timer_interval: 5 });
     await r.save(register({ contacts: ['<sip:a@10.0.0.1>'], expires: 2 }));
