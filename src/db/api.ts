@@ -74,7 +74,11 @@ export interface Queryable {
    * Insert, or update the existing row with the same key (SER's db_replace).
    * `keys` defaults to the primary key of a SER table from the schema.
    */
-  replace(table: string, row: Readonly<Record<string, DbParam>>, keys?: readonly string[]): Promise<WriteResult>;
+  replace(
+    table: string,
+    row: Readonly<Record<string, DbParam>>,
+    keys?: readonly string[],
+  ): Promise<WriteResult>;
   /**
    * Runs `fn` in a transaction: COMMIT when it resolves, ROLLBACK when it rejects
    * (the rejection is passed on). Inside a transaction this nests with a SAVEPOINT.

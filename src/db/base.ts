@@ -37,8 +37,13 @@ export abstract class BaseQueryable implements Queryable {
     return quoteIdent(this.backend, name);
   }
 
-  protected async prepared(sql: string, params: readonly DbParam[] | undefined, opts?: RunOptions): Promise<QueryResult<Row>> {
-    if (typeof sql !== 'string' || sql.trim() === '') throw new DbError('usage', 'empty SQL statement', { backend: this.backend });
+  protected async prepared(
+    sql: string,
+    params: readonly DbParam[] | undefined,
+    opts?: RunOptions,
+  ): Promise<QueryResult<Row>> {
+    if (typeof sql !== 'string' || sql.trim() === '')
+      throw new DbError('usage', 'empty SQL statement', { backend: this.backend });
     const norm = normalizeParams(params);
     const text = translatePlaceholders(sql, this.backend, norm.length);
     return this.run(text, norm, opts);
@@ -50,7 +55,9 @@ export abstract class BaseQueryable implements Queryable {
 
   async exec(sql: string, params?: readonly DbParam[]): Promise<WriteResult> {
     const r = await this.prepared(sql, params);
-    return r.insertId === undefined ? { affectedRows: r.affectedRows } : { affectedRows: r.affectedRows, insertId: r.insertId };
+    return r.insertId === undefined
+      ? { affectedRows: r.affectedRows }
+      : { affectedRows: r.affectedRows, insertId: r.insertId };
   }
 
   async select<R = Row>(table: string, opts?: SelectOptions): Promise<R[]> {
@@ -73,7 +80,9 @@ export abstract class BaseQueryable implements Queryable {
     const serial = this.backend === 'postgres' ? tableSerialColumn(table) : undefined;
     const b = buildInsert(this.backend, table, row, serial);
     const r = await this.prepared(b.sql, b.params, serial ? { returningId: serial } : undefined);
-    return r.insertId === undefined ? { affectedRows: r.affectedRows } : { affectedRows: r.affectedRows, insertId: r.insertId };
+    return r.insertId === undefined
+      ? { affectedRows: r.affectedRows }
+      : { affectedRows: r.affectedRows, insertId: r.insertId };
   }
 
   async update(table: string, where: Where, set: Readonly<Record<string, DbParam>>): Promise<number> {
@@ -86,10 +95,16 @@ export abstract class BaseQueryable implements Queryable {
     return (await this.prepared(b.sql, b.params)).affectedRows;
   }
 
-  async replace(table: string, row: Readonly<Record<string, DbParam>>, keys?: readonly string[]): Promise<WriteResult> {
+  async replace(
+    table: string,
+    row: Readonly<Record<string, DbParam>>,
+    keys?: readonly string[],
+  ): Promise<WriteResult> {
     const k = keys ?? tableKeyColumns(table);
     if (!k || k.length === 0) {
-      throw new DbError('usage', `replace into "${table}": key columns unknown; pass them`, { backend: this.backend });
+      throw new DbError('usage', `replace into "${table}": key columns unknown; pass them`, {
+        backend: this.backend,
+      });
     }
     const b = buildReplace(this.backend, table, row, k);
     await this.prepared(b.sql, b.params);
@@ -115,13 +130,18 @@ export class TxQueryable extends BaseQueryable {
 
   protected run(sql: string, params: NormParam[], opts?: RunOptions): Promise<QueryResult<Row>> {
     if (this.done) {
-      return Promise.reject(new DbError('closed', 'the transaction is already finished', { backend: this.backend, sql }));
+      return Promise.reject(
+        new DbError('closed', 'the transaction is already finished', { backend: this.backend, sql }),
+      );
     }
     return this.runner(sql, params, opts);
   }
 
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-    if (this.done) return Promise.reject(new DbError('closed', 'the transaction is already finished', { backend: this.backend }));
+    if (this.done)
+      return Promise.reject(
+        new DbError('closed', 'the transaction is already finished', { backend: this.backend }),
+      );
     return runTransaction(this.backend, this.runner, fn, this.depth + 1);
   }
 }
@@ -167,7 +187,12 @@ export async function runTransaction<T>(
  * Resolves or rejects like `p`, but rejects with `onTimeout()` after `ms` (0 = never).
  * A value that arrives late is handed to `onLate` (to release a connection).
  */
-export function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error, onLate?: (v: T) => void): Promise<T> {
+export function withTimeout<T>(
+  p: Promise<T>,
+  ms: number,
+  onTimeout: () => Error,
+  onLate?: (v: T) => void,
+): Promise<T> {
   if (!(ms > 0)) return p;
   return new Promise<T>((resolve, reject) => {
     let finished = false;

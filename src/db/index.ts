@@ -41,7 +41,8 @@ export async function openDb(url: string, opts: OpenOptions = {}): Promise<Db> {
   const u = parseDbUrl(url);
   switch (u.backend) {
     case 'sqlite': {
-      const path = u.path === ':memory:' || isAbsolute(u.path) ? u.path : resolve(opts.baseDir ?? process.cwd(), u.path);
+      const path =
+        u.path === ':memory:' || isAbsolute(u.path) ? u.path : resolve(opts.baseDir ?? process.cwd(), u.path);
       return new SqliteDb(u.masked, path, opts);
     }
     case 'mysql':

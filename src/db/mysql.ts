@@ -83,7 +83,9 @@ export class MysqlDb extends ServerDb<mysql.PoolConnection> {
         if (e) this.warn(`mysql: SET time_zone failed: ${e.message}`);
       });
     });
-    (this.pool as unknown as NodeJS.EventEmitter).on('error', (e: MyErr) => this.warn(`mysql: pool: ${e.message}`));
+    (this.pool as unknown as NodeJS.EventEmitter).on('error', (e: MyErr) =>
+      this.warn(`mysql: pool: ${e.message}`),
+    );
   }
 
   protected acquireRaw(): Promise<mysql.PoolConnection> {
@@ -108,7 +110,11 @@ export class MysqlDb extends ServerDb<mysql.PoolConnection> {
         if (Array.isArray(result)) return resolve({ rows: result as Row[], affectedRows: 0 });
         const h = result as mysql.ResultSetHeader;
         const insertId = h.insertId ? Number(h.insertId) : undefined;
-        resolve(insertId === undefined ? { rows: [], affectedRows: h.affectedRows } : { rows: [], affectedRows: h.affectedRows, insertId });
+        resolve(
+          insertId === undefined
+            ? { rows: [], affectedRows: h.affectedRows }
+            : { rows: [], affectedRows: h.affectedRows, insertId },
+        );
       });
     });
   }
@@ -142,7 +148,11 @@ export class MysqlDb extends ServerDb<mysql.PoolConnection> {
     if (e.code !== 'connect') return false;
     const cause = (e.cause ?? {}) as MyErr;
     if (cause.errno !== undefined && NO_RETRY_ERRNOS.has(cause.errno)) return false;
-    return cause.code !== 'ENOTFOUND' && cause.code !== 'ECONNREFUSED' && !/Pool is closed/.test(cause.message ?? '');
+    return (
+      cause.code !== 'ENOTFOUND' &&
+      cause.code !== 'ECONNREFUSED' &&
+      !/Pool is closed/.test(cause.message ?? '')
+    );
   }
 
   protected endPool(): Promise<void> {

@@ -32,7 +32,16 @@ interface PgErr {
   message?: string;
 }
 
-const NET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+const NET_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
 
 export class PostgresDb extends ServerDb<pg.PoolClient> {
   readonly backend = 'postgres' as const;
@@ -50,7 +59,7 @@ export class PostgresDb extends ServerDb<pg.PoolClient> {
       database: u.database,
       max: opts.poolSize ?? 5,
       idleTimeoutMillis: opts.idleTimeoutMs ?? 30000,
-      connectionTimeoutMillis: this.connectTimeoutMs > 0 ? this.connectTimeoutMs : 0,
+      connectionTimeoutMillis: Math.max(this.connectTimeoutMs, 0),
       // the server stops a statement we gave up on, too
       ...(queryTimeout > 0 ? { statement_timeout: queryTimeout } : {}),
       options: '-c TimeZone=UTC',
@@ -84,14 +93,24 @@ export class PostgresDb extends ServerDb<pg.PoolClient> {
     }
   }
 
-  protected async runOn(conn: pg.PoolClient, sql: string, params: NormParam[], opts?: RunOptions): Promise<QueryResult<Row>> {
+  protected async runOn(
+    conn: pg.PoolClient,
+    sql: string,
+    params: NormParam[],
+    opts?: RunOptions,
+  ): Promise<QueryResult<Row>> {
     const r = await conn.query({ text: sql, values: params as unknown[] });
     const rows = (r.rows ?? []) as Row[];
     if (opts?.returningId) {
       const id = rows[0]?.[opts.returningId];
-      return { rows: [], affectedRows: r.rowCount ?? 0, ...(id === undefined || id === null ? {} : { insertId: Number(id) }) };
+      return {
+        rows: [],
+        affectedRows: r.rowCount ?? 0,
+        ...(id === undefined || id === null ? {} : { insertId: Number(id) }),
+      };
     }
-    const writes = r.command === 'INSERT' || r.command === 'UPDATE' || r.command === 'DELETE' || r.command === 'MERGE';
+    const writes =
+      r.command === 'INSERT' || r.command === 'UPDATE' || r.command === 'DELETE' || r.command === 'MERGE';
     return { rows, affectedRows: writes ? (r.rowCount ?? 0) : 0 };
   }
 
@@ -102,17 +121,46 @@ export class PostgresDb extends ServerDb<pg.PoolClient> {
     const msg = err.message || String(e);
     let kind: DbError['code'] = 'query';
     if (code === '57014') kind = 'timeout';
-    else if (/timeout exceeded when trying to connect|Connection terminated due to connection timeout/i.test(msg)) kind = 'timeout';
-    else if (code.startsWith('08') || code.startsWith('28') || code === '3D000' || /^57P0[1-3]$/.test(code) || code === '53300') kind = 'connect';
-    else if (NET_CODES.has(code) || /Connection terminated|not queryable|Client was closed|ended the pool|Cannot use a pool after calling end/i.test(msg)) kind = 'connect';
+    else if (
+      /timeout exceeded when trying to connect|Connection terminated due to connection timeout/i.test(msg)
+    )
+      kind = 'timeout';
+    else if (
+      code.startsWith('08') ||
+      code.startsWith('28') ||
+      code === '3D000' ||
+      /^57P0[1-3]$/.test(code) ||
+      code === '53300'
+    )
+      kind = 'connect';
+    else if (
+      NET_CODES.has(code) ||
+      /Connection terminated|not queryable|Client was closed|ended the pool|Cannot use a pool after calling end/i.test(
+        msg,
+      )
+    )
+      kind = 'connect';
     else if (code.startsWith('23')) kind = 'constraint';
-    return new DbError(kind, `postgres ${this.url}: ${msg}`, { backend: 'postgres', url: this.url, sql, driverCode: code || undefined, cause: e });
+    return new DbError(kind, `postgres ${this.url}: ${msg}`, {
+      backend: 'postgres',
+      url: this.url,
+      sql,
+      driverCode: code || undefined,
+      cause: e,
+    });
   }
 
   protected isRetryable(e: DbError): boolean {
     if (e.code !== 'connect') return false;
     const code = String(e.driverCode ?? '');
-    if (code.startsWith('28') || code === '3D000' || code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === '53300') return false;
+    if (
+      code.startsWith('28') ||
+      code === '3D000' ||
+      code === 'ECONNREFUSED' ||
+      code === 'ENOTFOUND' ||
+      code === '53300'
+    )
+      return false;
     return !/Cannot use a pool after calling end|ended the pool/i.test(e.message);
   }
 

@@ -55,7 +55,9 @@ export interface TableDef {
 
 const NOW = { sql: 'CURRENT_TIMESTAMP' } as const;
 const vc = (name: string, length: number, def: string | null = ''): ColumnDef =>
-  def === null ? { name, type: 'varchar', length, nullable: true } : { name, type: 'varchar', length, default: def };
+  def === null
+    ? { name, type: 'varchar', length, nullable: true }
+    : { name, type: 'varchar', length, default: def };
 const int = (name: string, def = 0): ColumnDef => ({ name, type: 'int', default: def });
 const dt = (name: string): ColumnDef => ({ name, type: 'datetime', default: NOW });
 const serial = (name: string): ColumnDef => ({ name, type: 'serial' });
@@ -259,7 +261,14 @@ export const SER_TABLES: readonly TableDef[] = [
     name: 'phonebook',
     version: 1,
     comment: "users' personal phonebooks (serweb) - SER 0.9 layout",
-    columns: [serial('id'), vc('username', 64), vc('domain', 128), vc('fname', 32), vc('lname', 32), vc('sip_uri', 128)],
+    columns: [
+      serial('id'),
+      vc('username', 64),
+      vc('domain', 128),
+      vc('fname', 32),
+      vc('lname', 32),
+      vc('sip_uri', 128),
+    ],
     primaryKey: ['id'],
     indexes: [{ name: 'user', columns: ['username', 'domain'] }],
   },
@@ -278,7 +287,12 @@ export const SER_TABLES: readonly TableDef[] = [
     name: 'active_sessions',
     version: 1,
     comment: 'serweb web sessions - SER 0.9 layout',
-    columns: [vc('sid', 32), vc('name', 32), { name: 'val', type: 'text', nullable: true }, vc('changed', 14)],
+    columns: [
+      vc('sid', 32),
+      vc('name', 32),
+      { name: 'val', type: 'text', nullable: true },
+      vc('changed', 14),
+    ],
     primaryKey: ['name', 'sid'],
     indexes: [{ name: 'changed', columns: ['changed'] }],
   },
@@ -343,7 +357,11 @@ function columnType(b: Backend, c: ColumnDef): string {
     case 'blob':
       return b === 'postgres' ? 'BYTEA' : b === 'mysql' ? 'MEDIUMBLOB' : 'BLOB';
     case 'serial':
-      return b === 'postgres' ? 'SERIAL' : b === 'mysql' ? 'INT UNSIGNED NOT NULL AUTO_INCREMENT' : 'INTEGER PRIMARY KEY AUTOINCREMENT';
+      return b === 'postgres'
+        ? 'SERIAL'
+        : b === 'mysql'
+          ? 'INT UNSIGNED NOT NULL AUTO_INCREMENT'
+          : 'INTEGER PRIMARY KEY AUTOINCREMENT';
   }
 }
 
@@ -353,7 +371,9 @@ function columnSql(b: Backend, c: ColumnDef): string {
   s += c.nullable ? ' NULL' : ' NOT NULL';
   if (c.default !== undefined) {
     const d = c.default;
-    s += ' DEFAULT ' + (typeof d === 'object' ? d.sql : typeof d === 'number' ? String(d) : `'${d.replaceAll("'", "''")}'`);
+    s +=
+      ' DEFAULT ' +
+      (typeof d === 'object' ? d.sql : typeof d === 'number' ? String(d) : `'${d.replaceAll("'", "''")}'`);
   }
   return s;
 }
@@ -362,12 +382,16 @@ function columnSql(b: Backend, c: ColumnDef): string {
 export function createTableSql(b: Backend, t: TableDef): string[] {
   const q = (n: string) => quoteIdent(b, n);
   const parts = t.columns.map((c) => columnSql(b, c));
-  const sqliteInlinePk = b === 'sqlite' && t.primaryKey?.length === 1 && t.columns.some((c) => c.type === 'serial' && c.name === t.primaryKey?.[0]);
+  const sqliteInlinePk =
+    b === 'sqlite' &&
+    t.primaryKey?.length === 1 &&
+    t.columns.some((c) => c.type === 'serial' && c.name === t.primaryKey?.[0]);
   if (t.primaryKey?.length && !sqliteInlinePk) parts.push(`PRIMARY KEY (${t.primaryKey.map(q).join(', ')})`);
   const out: string[] = [];
   const idxName = (i: IndexDef) => `${t.name}_${i.name}`.replaceAll('.', '_');
   if (b === 'mysql') {
-    for (const i of t.indexes ?? []) parts.push(`${i.unique ? 'UNIQUE ' : ''}INDEX ${q(idxName(i))} (${i.columns.map(q).join(', ')})`);
+    for (const i of t.indexes ?? [])
+      parts.push(`${i.unique ? 'UNIQUE ' : ''}INDEX ${q(idxName(i))} (${i.columns.map(q).join(', ')})`);
   }
   out.push(
     `CREATE TABLE IF NOT EXISTS ${q(t.name)} (\n  ${parts.join(',\n  ')}\n)` +
@@ -375,7 +399,9 @@ export function createTableSql(b: Backend, t: TableDef): string[] {
   );
   if (b !== 'mysql') {
     for (const i of t.indexes ?? []) {
-      out.push(`CREATE ${i.unique ? 'UNIQUE ' : ''}INDEX IF NOT EXISTS ${q(idxName(i))} ON ${q(t.name)} (${i.columns.map(q).join(', ')})`);
+      out.push(
+        `CREATE ${i.unique ? 'UNIQUE ' : ''}INDEX IF NOT EXISTS ${q(idxName(i))} ON ${q(t.name)} (${i.columns.map(q).join(', ')})`,
+      );
     }
   }
   return out;
@@ -385,7 +411,11 @@ function pick(names: readonly string[] | undefined): TableDef[] {
   if (!names) return [...SER_TABLES];
   return names.map((n) => {
     const t = tableDef(n);
-    if (!t) throw new DbError('usage', `"${n}" is not a SER table (known: ${SER_TABLES.map((x) => x.name).join(', ')})`);
+    if (!t)
+      throw new DbError(
+        'usage',
+        `"${n}" is not a SER table (known: ${SER_TABLES.map((x) => x.name).join(', ')})`,
+      );
     return t;
   });
 }
@@ -398,7 +428,10 @@ async function setVersion(db: Queryable, table: string, version: number): Promis
  * Creates the SER tables that do not exist yet (all of them, or `tables`) and their
  * rows in `version`. Idempotent. Backs `serctl db create`.
  */
-export async function createSchema(db: Queryable, opts: { tables?: readonly string[] } = {}): Promise<string[]> {
+export async function createSchema(
+  db: Queryable,
+  opts: { tables?: readonly string[] } = {},
+): Promise<string[]> {
   const tables = pick(opts.tables);
   const version = BY_NAME.get('version')!;
   for (const s of createTableSql(db.backend, version)) await db.exec(s);
@@ -431,7 +464,8 @@ export async function dropSchema(db: Queryable, opts: { tables?: readonly string
   const present = new Set(await listTablesOf(db));
   for (const t of tables) {
     await db.exec(`DROP TABLE IF EXISTS ${db.quoteIdent(t.name)}`);
-    if (opts.tables && t.name !== 'version' && present.has('version')) await db.delete('version', { table_name: t.name });
+    if (opts.tables && t.name !== 'version' && present.has('version'))
+      await db.delete('version', { table_name: t.name });
   }
 }
 
@@ -487,8 +521,15 @@ export async function schemaStatus(db: Queryable): Promise<SchemaStatus> {
     expected: t.version,
     comment: t.comment,
   }));
-  const other = [...present].filter((n) => !BY_NAME.has(n)).map((n) => ({ name: n, version: versions.get(n) ?? null }));
-  return { backend: db.backend, tables, other, ok: tables.every((t) => t.present && t.version === t.expected) };
+  const other = [...present]
+    .filter((n) => !BY_NAME.has(n))
+    .map((n) => ({ name: n, version: versions.get(n) ?? null }));
+  return {
+    backend: db.backend,
+    tables,
+    other,
+    ok: tables.every((t) => t.present && t.version === t.expected),
+  };
 }
 
 /** The table's row in `version` (SER's table_version()), null when the table or the row is missing. */

@@ -31,7 +31,12 @@ export abstract class ServerDb<C> extends BaseQueryable implements Db {
   /** give it back; destroy = close it instead (broken, or a statement timed out on it) */
   protected abstract release(conn: C, destroy: boolean): void;
   /** run one statement on the connection */
-  protected abstract runOn(conn: C, sql: string, params: NormParam[], opts?: RunOptions): Promise<QueryResult<Row>>;
+  protected abstract runOn(
+    conn: C,
+    sql: string,
+    params: NormParam[],
+    opts?: RunOptions,
+  ): Promise<QueryResult<Row>>;
   /** driver error → DbError */
   protected abstract toDbError(e: unknown, sql?: string): DbError;
   /** the connection is unusable after this error, and a new connection may succeed */
@@ -43,7 +48,11 @@ export abstract class ServerDb<C> extends BaseQueryable implements Db {
   }
 
   protected closedError(sql?: string): DbError {
-    return new DbError('closed', 'the database handle is closed', { backend: this.backend, url: this.url, sql });
+    return new DbError('closed', 'the database handle is closed', {
+      backend: this.backend,
+      url: this.url,
+      sql,
+    });
   }
 
   protected async acquire(): Promise<C> {
@@ -53,10 +62,14 @@ export abstract class ServerDb<C> extends BaseQueryable implements Db {
         this.acquireRaw(),
         this.connectTimeoutMs,
         () =>
-          new DbError('timeout', `${this.backend}: no connection to ${this.url} within ${this.connectTimeoutMs} ms`, {
-            backend: this.backend,
-            url: this.url,
-          }),
+          new DbError(
+            'timeout',
+            `${this.backend}: no connection to ${this.url} within ${this.connectTimeoutMs} ms`,
+            {
+              backend: this.backend,
+              url: this.url,
+            },
+          ),
         (late) => this.release(late, false),
       );
     } catch (e) {
@@ -65,7 +78,12 @@ export abstract class ServerDb<C> extends BaseQueryable implements Db {
   }
 
   /** run on a connection with the statement time limit; destroys the connection when it failed at connection level */
-  protected async runTimed(conn: C, sql: string, params: NormParam[], opts?: RunOptions): Promise<QueryResult<Row>> {
+  protected async runTimed(
+    conn: C,
+    sql: string,
+    params: NormParam[],
+    opts?: RunOptions,
+  ): Promise<QueryResult<Row>> {
     try {
       return await withTimeout(
         this.runOn(conn, sql, params, opts),

@@ -8,13 +8,16 @@ import { type Backend, DbError } from './errors.js';
 
 /** Quotes one identifier (or `schema.table`) for the backend: `name` on MySQL, "name" elsewhere. */
 export function quoteIdent(backend: Backend, name: string): string {
-  if (typeof name !== 'string' || name === '') throw new DbError('usage', 'empty SQL identifier', { backend });
+  if (typeof name !== 'string' || name === '')
+    throw new DbError('usage', 'empty SQL identifier', { backend });
   if (name.includes('\0')) throw new DbError('usage', 'NUL character in an SQL identifier', { backend });
   return name
     .split('.')
     .map((part) => {
       if (part === '') throw new DbError('usage', `invalid SQL identifier "${name}"`, { backend });
-      return backend === 'mysql' ? '`' + part.replaceAll('`', '``') + '`' : '"' + part.replaceAll('"', '""') + '"';
+      return backend === 'mysql'
+        ? '`' + part.replaceAll('`', '``') + '`'
+        : '"' + part.replaceAll('"', '""') + '"';
     })
     .join('.');
 }
@@ -113,21 +116,32 @@ export function parseDateTime(s: string): Date | string {
   if (!m) return s;
   const ms = m[7] ? Math.floor(Number(m[7].padEnd(6, '0')) / 1000) : 0;
   const d = new Date(
-    Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4] ?? 0), Number(m[5] ?? 0), Number(m[6] ?? 0), ms),
+    Date.UTC(
+      Number(m[1]),
+      Number(m[2]) - 1,
+      Number(m[3]),
+      Number(m[4] ?? 0),
+      Number(m[5] ?? 0),
+      Number(m[6] ?? 0),
+      ms,
+    ),
   );
   if (Number(m[1]) < 100) d.setUTCFullYear(Number(m[1]));
   return Number.isNaN(d.getTime()) ? s : d;
 }
 
 /** Normalises parameters for the drivers: Date → UTC text, boolean → 1/0, undefined → null. */
-export function normalizeParams(params: readonly DbParam[] | undefined): (string | number | bigint | Buffer | null)[] {
+export function normalizeParams(
+  params: readonly DbParam[] | undefined,
+): (string | number | bigint | Buffer | null)[] {
   if (!params) return [];
   if (!Array.isArray(params)) throw new DbError('usage', 'query parameters must be an array');
   return params.map((p) => {
     if (p === undefined || p === null) return null;
     if (p instanceof Date) return formatDateTime(p);
     if (typeof p === 'boolean') return p ? 1 : 0;
-    if (typeof p === 'string' || typeof p === 'number' || typeof p === 'bigint' || Buffer.isBuffer(p)) return p;
+    if (typeof p === 'string' || typeof p === 'number' || typeof p === 'bigint' || Buffer.isBuffer(p))
+      return p;
     if (p instanceof Uint8Array) return Buffer.from(p);
     throw new DbError('usage', `unsupported parameter type ${typeof p}`);
   });
@@ -143,7 +157,8 @@ const OPS = new Set(['=', '<>', '!=', '<', '>', '<=', '>=', 'like']);
 function conditions(where: Where | undefined): Condition[] {
   if (where === undefined) return [];
   if (Array.isArray(where)) return where as Condition[];
-  if (typeof where !== 'object' || where === null) throw new DbError('usage', 'where must be an object or a list');
+  if (typeof where !== 'object' || where === null)
+    throw new DbError('usage', 'where must be an object or a list');
   return Object.entries(where).map(([k, v]) => [k, '=', v] as const);
 }
 
@@ -176,13 +191,18 @@ function orderClause(backend: Backend, order: SelectOptions['orderBy']): string 
   return (
     ' ORDER BY ' +
     list
-      .map((o) => (typeof o === 'string' ? quoteIdent(backend, o) : quoteIdent(backend, o.column) + (o.desc ? ' DESC' : '')))
+      .map((o) =>
+        typeof o === 'string'
+          ? quoteIdent(backend, o)
+          : quoteIdent(backend, o.column) + (o.desc ? ' DESC' : ''),
+      )
       .join(', ')
   );
 }
 
 function checkCount(n: number | undefined, what: string): void {
-  if (n !== undefined && (!Number.isInteger(n) || n < 0)) throw new DbError('usage', `${what} must be an integer >= 0`);
+  if (n !== undefined && (!Number.isInteger(n) || n < 0))
+    throw new DbError('usage', `${what} must be an integer >= 0`);
 }
 
 export function buildSelect(backend: Backend, table: string, opts: SelectOptions = {}): Built {
@@ -207,13 +227,19 @@ export function buildCount(backend: Backend, table: string, where?: Where): Buil
 }
 
 function rowEntries(row: Readonly<Record<string, DbParam>>, what: string): [string, DbParam][] {
-  if (typeof row !== 'object' || row === null || Array.isArray(row)) throw new DbError('usage', `${what}: a row object is required`);
+  if (typeof row !== 'object' || row === null || Array.isArray(row))
+    throw new DbError('usage', `${what}: a row object is required`);
   const e = Object.entries(row).filter(([, v]) => v !== undefined);
   if (e.length === 0) throw new DbError('usage', `${what}: no columns given`);
   return e;
 }
 
-export function buildInsert(backend: Backend, table: string, row: Readonly<Record<string, DbParam>>, returning?: string): Built {
+export function buildInsert(
+  backend: Backend,
+  table: string,
+  row: Readonly<Record<string, DbParam>>,
+  returning?: string,
+): Built {
   const e = rowEntries(row, 'insert');
   let sql =
     `INSERT INTO ${quoteIdent(backend, table)} (${e.map(([k]) => quoteIdent(backend, k)).join(', ')}) ` +
@@ -252,7 +278,8 @@ export function buildReplace(
   const ins = buildInsert(backend, table, row);
   const cols = Object.keys(row).filter((k) => row[k] !== undefined);
   for (const k of keys) {
-    if (!cols.includes(k)) throw new DbError('usage', `replace into "${table}": key column "${k}" has no value`, { backend });
+    if (!cols.includes(k))
+      throw new DbError('usage', `replace into "${table}": key column "${k}" has no value`, { backend });
   }
   const rest = cols.filter((c) => !keys.includes(c));
   if (backend === 'mysql') {
@@ -263,7 +290,8 @@ export function buildReplace(
   }
   const target = keys.map((k) => quoteIdent(backend, k)).join(', ');
   const action = rest.length
-    ? 'DO UPDATE SET ' + rest.map((c) => `${quoteIdent(backend, c)} = excluded.${quoteIdent(backend, c)}`).join(', ')
+    ? 'DO UPDATE SET ' +
+      rest.map((c) => `${quoteIdent(backend, c)} = excluded.${quoteIdent(backend, c)}`).join(', ')
     : 'DO NOTHING';
   return { sql: `${ins.sql} ON CONFLICT (${target}) ${action}`, params: ins.params };
 }

@@ -27,7 +27,8 @@ export function sqliteError(e: unknown, url: string, sql?: string): DbError {
   let kind: DbError['code'] = 'query';
   if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED' || code?.startsWith('SQLITE_BUSY_')) kind = 'busy';
   else if (code?.startsWith('SQLITE_CONSTRAINT')) kind = 'constraint';
-  else if (code?.startsWith('SQLITE_CANTOPEN') || code === 'SQLITE_NOTADB' || code === 'SQLITE_PERM') kind = 'connect';
+  else if (code?.startsWith('SQLITE_CANTOPEN') || code === 'SQLITE_NOTADB' || code === 'SQLITE_PERM')
+    kind = 'connect';
   else if (/directory does not exist|unable to open/i.test(msg)) kind = 'connect';
   else if (e instanceof TypeError && /not open/.test(msg)) kind = 'closed';
   return new DbError(kind, `sqlite: ${msg}`, { backend: 'sqlite', url, sql, driverCode: code, cause: e });
@@ -87,7 +88,8 @@ export class SqliteDb extends BaseQueryable implements Db {
 
   /** one statement, synchronously, on the connection (the caller holds the lock) */
   private runNow(sql: string, params: NormParam[]): QueryResult<Row> {
-    if (this.isClosed) throw new DbError('closed', 'the database is closed', { backend: 'sqlite', url: this.url, sql });
+    if (this.isClosed)
+      throw new DbError('closed', 'the database is closed', { backend: 'sqlite', url: this.url, sql });
     try {
       const c = this.prepare(sql);
       if (c.reader) {

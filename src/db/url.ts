@@ -95,7 +95,8 @@ export function parseDbUrl(url: string): DbUrl {
   const masked = maskDbUrl(raw);
   const sm = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(url);
   if (!sm) {
-    if (url.startsWith('/')) fail(raw, `a bare directory path is SER's dbtext back-end, which is not supported; ${FORMS}`);
+    if (url.startsWith('/'))
+      fail(raw, `a bare directory path is SER's dbtext back-end, which is not supported; ${FORMS}`);
     fail(raw, `missing scheme; ${FORMS}`);
   }
   const scheme = sm[1].toLowerCase();
@@ -169,5 +170,15 @@ export function parseDbUrl(url: string): DbUrl {
     }
     port = Number(portText);
   }
-  return { backend, scheme, raw, masked, user, password, host, port, database: decode(raw, database, 'database name') };
+  return {
+    backend,
+    scheme,
+    raw,
+    masked,
+    user,
+    password,
+    host,
+    port,
+    database: decode(raw, database, 'database name'),
+  };
 }

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import {
   type Backend,
   type Db,
-  DbError,
+  type DbError,
   checkTableVersion,
   createSchema,
   createTable,
@@ -69,7 +69,8 @@ for (const backend of BACKENDS) {
       assert.equal(st.tables.find((x) => x.name === 'location')?.version, 7);
       assert.equal(st.tables.find((x) => x.name === 'subscriber')?.version, 5);
       const tables = await db.listTables();
-      for (const n of ['subscriber', 'location', 'acc', 'version', 'usr_preferences', 'trusted']) assert.ok(tables.includes(n), n);
+      for (const n of ['subscriber', 'location', 'acc', 'version', 'usr_preferences', 'trusted'])
+        assert.ok(tables.includes(n), n);
       await dropSchema(db);
       assert.deepEqual(await db.listTables(), []);
       await createSchema(db);
@@ -77,9 +78,28 @@ for (const backend of BACKENDS) {
 
     it('does CRUD with the helpers: insert, select (where/order/limit), update, count, delete', async () => {
       const exp = new Date(Date.UTC(2030, 5, 1, 12, 0, 0));
-      await db.insert('location', { username: 'joe', domain: 'foo.bar', contact: 'sip:joe@1.2.3.4', expires: exp, q: 0.5, user_agent: 'x' });
-      await db.insert('location', { username: 'joe', domain: 'foo.bar', contact: 'sip:joe@5.6.7.8', expires: exp, q: 1, received: 'sip:9.9.9.9:5060' });
-      await db.insert('location', { username: 'ann', domain: 'foo.bar', contact: 'sip:ann@1.1.1.1', expires: exp });
+      await db.insert('location', {
+        username: 'joe',
+        domain: 'foo.bar',
+        contact: 'sip:joe@1.2.3.4',
+        expires: exp,
+        q: 0.5,
+        user_agent: 'x',
+      });
+      await db.insert('location', {
+        username: 'joe',
+        domain: 'foo.bar',
+        contact: 'sip:joe@5.6.7.8',
+        expires: exp,
+        q: 1,
+        received: 'sip:9.9.9.9:5060',
+      });
+      await db.insert('location', {
+        username: 'ann',
+        domain: 'foo.bar',
+        contact: 'sip:ann@1.1.1.1',
+        expires: exp,
+      });
       const rows = await db.select('location', {
         columns: ['contact', 'q', 'expires', 'received', 'cseq'],
         where: { username: 'joe', domain: 'foo.bar' },
@@ -95,14 +115,27 @@ for (const backend of BACKENDS) {
       assert.equal((rows[0].expires as Date).toISOString(), exp.toISOString());
       assert.equal(rows[1].received, null);
       assert.deepEqual(
-        (await db.select('location', { columns: ['contact'], where: [['received', '=', null], ['username', '=', 'joe']] })).map((r) => r.contact),
+        (
+          await db.select('location', {
+            columns: ['contact'],
+            where: [
+              ['received', '=', null],
+              ['username', '=', 'joe'],
+            ],
+          })
+        ).map((r) => r.contact),
         ['sip:joe@1.2.3.4'],
       );
       assert.deepEqual(
-        (await db.select('location', { columns: ['contact'], where: [['received', '!=', null]] })).map((r) => r.contact),
+        (await db.select('location', { columns: ['contact'], where: [['received', '!=', null]] })).map(
+          (r) => r.contact,
+        ),
         ['sip:joe@5.6.7.8'],
       );
-      assert.equal((await db.select('location', { orderBy: 'contact', limit: 1, offset: 1 }))[0].contact, 'sip:joe@1.2.3.4');
+      assert.equal(
+        (await db.select('location', { orderBy: 'contact', limit: 1, offset: 1 }))[0].contact,
+        'sip:joe@1.2.3.4',
+      );
       assert.equal(await db.count('location', [['q', '<', 1]]), 1);
       assert.equal(await db.update('location', { username: 'joe' }, { flags: 6, cseq: 7 }), 2);
       const one = await db.selectOne('location', { where: { contact: 'sip:joe@1.2.3.4' } });
@@ -115,7 +148,13 @@ for (const backend of BACKENDS) {
     });
 
     it('replace() inserts, then updates the row with the same primary key', async () => {
-      const row = { username: 'bob', domain: 'd', contact: 'sip:bob@h', expires: new Date(Date.UTC(2031, 0, 1)), cseq: 1 };
+      const row = {
+        username: 'bob',
+        domain: 'd',
+        contact: 'sip:bob@h',
+        expires: new Date(Date.UTC(2031, 0, 1)),
+        cseq: 1,
+      };
       await db.replace('location', row);
       await db.replace('location', { ...row, cseq: 2, user_agent: 'phone/2' });
       const rows = await db.select('location', { where: { username: 'bob' } });
@@ -130,29 +169,67 @@ for (const backend of BACKENDS) {
     });
 
     it('returns insert ids of serial columns (acc) and round-trips values', async () => {
-      const a = await db.insert('acc', { sip_method: 'INVITE', sip_callid: 'c1@h', sip_status: '200', sip_reason: 'OK', from_uri: 'sip:a@x', to_uri: 'sip:b@x', fromtag: 'ft', totag: 'tt', sip_cseq: 10, src_ip: '10.0.0.1', src_port: 5060, ruri_user: 'b', ruri_domain: 'x', digest_username: 'a', digest_realm: 'x' });
+      const a = await db.insert('acc', {
+        sip_method: 'INVITE',
+        sip_callid: 'c1@h',
+        sip_status: '200',
+        sip_reason: 'OK',
+        from_uri: 'sip:a@x',
+        to_uri: 'sip:b@x',
+        fromtag: 'ft',
+        totag: 'tt',
+        sip_cseq: 10,
+        src_ip: '10.0.0.1',
+        src_port: 5060,
+        ruri_user: 'b',
+        ruri_domain: 'x',
+        digest_username: 'a',
+        digest_realm: 'x',
+      });
       const b = await db.insert('acc', { sip_method: 'BYE', sip_callid: 'c1@h' });
       assert.ok(typeof a.insertId === 'number' && a.insertId > 0);
       assert.equal(b.insertId, (a.insertId as number) + 1);
       const rows = await db.select('acc', { where: { sip_callid: 'c1@h' }, orderBy: 'id' });
-      assert.deepEqual(rows.map((r) => r.sip_method), ['INVITE', 'BYE']);
+      assert.deepEqual(
+        rows.map((r) => r.sip_method),
+        ['INVITE', 'BYE'],
+      );
       assert.ok(rows[0].time instanceof Date);
-      assert.ok(Math.abs((rows[0].time as Date).getTime() - Date.now()) < 120_000, 'time defaults to now in UTC');
+      assert.ok(
+        Math.abs((rows[0].time as Date).getTime() - Date.now()) < 120_000,
+        'time defaults to now in UTC',
+      );
       // BLOB with every byte value, and 4-byte UTF-8
       const body = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
-      const s = await db.insert('silo', { src_addr: 'sip:a@x', dst_addr: 'sip:b@x', r_uri: 'sip:b@x', username: 'b', domain: 'x', body });
+      const s = await db.insert('silo', {
+        src_addr: 'sip:a@x',
+        dst_addr: 'sip:b@x',
+        r_uri: 'sip:b@x',
+        username: 'b',
+        domain: 'x',
+        body,
+      });
       const silo = await db.selectOne('silo', { where: { mid: s.insertId } });
       assert.ok(Buffer.isBuffer(silo?.body));
       assert.ok(body.equals(silo.body as Buffer));
       assert.equal(silo.ctype, 'text/plain');
       await db.insert('subscriber', { username: 'jiří', domain: 'x', first_name: 'Jiří 😀', ha1: 'h' });
-      assert.equal((await db.selectOne('subscriber', { where: { username: 'jiří' } }))?.first_name, 'Jiří 😀');
-      const n = await db.query<{ n: number; big: number; s: string }>(`SELECT (SELECT COUNT(*) FROM ${db.quoteIdent('acc')}) AS n, 9007199254740991 AS big, ? AS s`, ['x?y']);
+      assert.equal(
+        (await db.selectOne('subscriber', { where: { username: 'jiří' } }))?.first_name,
+        'Jiří 😀',
+      );
+      const n = await db.query<{ n: number; big: number; s: string }>(
+        `SELECT (SELECT COUNT(*) FROM ${db.quoteIdent('acc')}) AS n, 9007199254740991 AS big, ? AS s`,
+        ['x?y'],
+      );
       assert.deepEqual(n.rows[0], { n: 2, big: 9007199254740991, s: 'x?y' });
     });
 
     it('translates placeholders, skipping ? inside string literals', async () => {
-      const r = await db.query<{ a: string; b: string | number; c: string | number }>("SELECT '?' AS a, ? AS b, ? AS c", ['one', 2]);
+      const r = await db.query<{ a: string; b: string | number; c: string | number }>(
+        "SELECT '?' AS a, ? AS b, ? AS c",
+        ['one', 2],
+      );
       assert.equal(r.rows[0].a, '?');
       assert.equal(String(r.rows[0].b), 'one');
       assert.equal(Number(r.rows[0].c), 2);
@@ -161,7 +238,9 @@ for (const backend of BACKENDS) {
 
     it('quotes identifiers: reserved words and odd names work', async () => {
       const name = 'odd "name` x';
-      await db.exec(`CREATE TABLE ${db.quoteIdent(name)} (${db.quoteIdent('select')} INTEGER, ${db.quoteIdent('time')} VARCHAR(10))`);
+      await db.exec(
+        `CREATE TABLE ${db.quoteIdent(name)} (${db.quoteIdent('select')} INTEGER, ${db.quoteIdent('time')} VARCHAR(10))`,
+      );
       await db.insert(name, { select: 1, time: 'noon' });
       assert.deepEqual(await db.select(name, { where: { select: 1 } }), [{ select: 1, time: 'noon' }]);
       await db.exec(`DROP TABLE ${db.quoteIdent(name)}`);
@@ -209,7 +288,12 @@ for (const backend of BACKENDS) {
         return 42;
       });
       assert.equal(v, 42);
-      assert.deepEqual((await db.select('grp', { columns: ['grp'], where: { username: 'tx' }, orderBy: 'grp' })).map((r) => r.grp), ['a', 'c']);
+      assert.deepEqual(
+        (await db.select('grp', { columns: ['grp'], where: { username: 'tx' }, orderBy: 'grp' })).map(
+          (r) => r.grp,
+        ),
+        ['a', 'c'],
+      );
       await assert.rejects(leaked!.count('grp'), isCode('closed'));
       // a failing statement inside rolls back too and surfaces as DbError
       await assert.rejects(
@@ -231,7 +315,10 @@ for (const backend of BACKENDS) {
       await sleep(5);
       await db.insert('reserved', { username: 'outside' });
       await assert.rejects(tx, /rollback/);
-      assert.deepEqual((await db.select('reserved')).map((r) => r.username), ['outside']);
+      assert.deepEqual(
+        (await db.select('reserved')).map((r) => r.username),
+        ['outside'],
+      );
     });
 
     it('supports per-domain tables and checks table versions', async () => {
@@ -244,7 +331,10 @@ for (const backend of BACKENDS) {
       await checkTableVersion(db, 'location');
       await checkTableVersion(db, 'mydomain1');
       await db.update('version', { table_name: 'location' }, { table_version: 6 });
-      await assert.rejects(checkTableVersion(db, 'location'), (e: unknown) => isCode('schema')(e) && /version 6, expected 7/.test((e as Error).message));
+      await assert.rejects(
+        checkTableVersion(db, 'location'),
+        (e: unknown) => isCode('schema')(e) && /version 6, expected 7/.test((e as Error).message),
+      );
       assert.equal(await tableVersion(db, 'nope'), null);
       await db.update('version', { table_name: 'location' }, { table_version: 7 });
       await dropSchema(db, { tables: ['mydomain1'] });
@@ -253,7 +343,9 @@ for (const backend of BACKENDS) {
 
     it('runs many statements concurrently through a small pool', async () => {
       const p = await t.open({ poolSize: 2 });
-      const results = await Promise.all(Array.from({ length: 30 }, (_, i) => p.query<{ v: number }>('SELECT ? AS v', [i])));
+      const results = await Promise.all(
+        Array.from({ length: 30 }, (_, i) => p.query<{ v: number }>('SELECT ? AS v', [i])),
+      );
       assert.deepEqual(
         results.map((r) => Number(r.rows[0].v)),
         Array.from({ length: 30 }, (_, i) => i),
@@ -293,7 +385,11 @@ for (const backend of BACKENDS) {
         const p = await t.open({ poolSize: 1, onWarning: (m) => warnings.push(m) });
         const idSql = backend === 'mysql' ? 'SELECT CONNECTION_ID() AS id' : 'SELECT pg_backend_pid() AS id';
         const id1 = Number((await p.query<{ id: number }>(idSql)).rows[0].id);
-        assert.equal(Number((await p.query<{ id: number }>(idSql)).rows[0].id), id1, 'the pool reuses the connection');
+        assert.equal(
+          Number((await p.query<{ id: number }>(idSql)).rows[0].id),
+          id1,
+          'the pool reuses the connection',
+        );
         if (backend === 'mysql') await t.admin!.exec(`KILL ${id1}`);
         else await t.admin!.query('SELECT pg_terminate_backend(?)', [id1]);
         // straight away: the pooled connection is dead, the query must still succeed
@@ -327,7 +423,10 @@ for (const backend of BACKENDS) {
       it('stops a statement at the query timeout and keeps the pool usable', async () => {
         const p = await t.open({ poolSize: 1, queryTimeoutMs: 300 });
         const t0 = Date.now();
-        await assert.rejects(p.query(backend === 'mysql' ? 'SELECT SLEEP(3)' : 'SELECT pg_sleep(3)'), isCode('timeout'));
+        await assert.rejects(
+          p.query(backend === 'mysql' ? 'SELECT SLEEP(3)' : 'SELECT pg_sleep(3)'),
+          isCode('timeout'),
+        );
         const took = Date.now() - t0;
         assert.ok(took >= 250 && took < 1500, `rejected after ${took} ms`);
         assert.equal(await p.count('version', { table_name: 'acc' }), 1);

@@ -70,7 +70,9 @@ export async function makeTestDb(backend: Backend): Promise<TestDb> {
   await admin.exec(`CREATE DATABASE ${admin.quoteIdent(name)}`);
   const u = parseDbUrl(ADMIN_URLS[backend]);
   if (u.backend === 'sqlite') throw new Error('unreachable');
-  const auth = u.user ? encodeURIComponent(u.user) + (u.password ? ':' + encodeURIComponent(u.password) : '') + '@' : '';
+  const auth = u.user
+    ? encodeURIComponent(u.user) + (u.password ? ':' + encodeURIComponent(u.password) : '') + '@'
+    : '';
   const url = `${u.scheme}://${auth}${u.host.includes(':') ? `[${u.host}]` : u.host}:${u.port}/${name}`;
   return {
     url,
@@ -79,7 +81,10 @@ export async function makeTestDb(backend: Backend): Promise<TestDb> {
     cleanup: async () => {
       for (const d of opened) await d.close();
       if (backend === 'postgres') {
-        await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = ? AND pid <> pg_backend_pid()', [name]);
+        await admin.query(
+          'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = ? AND pid <> pg_backend_pid()',
+          [name],
+        );
       }
       await admin.exec(`DROP DATABASE IF EXISTS ${admin.quoteIdent(name)}`);
       await admin.close();

@@ -1,12 +1,22 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DbError, SER_TABLES, createTableSql, orFalse, quoteIdent, translatePlaceholders } from '../../src/db/index.js';
+import {
+  DbError,
+  SER_TABLES,
+  createTableSql,
+  orFalse,
+  quoteIdent,
+  translatePlaceholders,
+} from '../../src/db/index.js';
 import { buildReplace, buildSelect, buildUpdate, formatDateTime, parseDateTime } from '../../src/db/sql.js';
 
 describe('placeholders', () => {
   it('translates ? to $1… for PostgreSQL and leaves them for MySQL/SQLite', () => {
     const sql = 'SELECT * FROM location WHERE username = ? AND domain = ? AND q > ?';
-    assert.equal(translatePlaceholders(sql, 'postgres', 3), 'SELECT * FROM location WHERE username = $1 AND domain = $2 AND q > $3');
+    assert.equal(
+      translatePlaceholders(sql, 'postgres', 3),
+      'SELECT * FROM location WHERE username = $1 AND domain = $2 AND q > $3',
+    );
     assert.equal(translatePlaceholders(sql, 'mysql', 3), sql);
     assert.equal(translatePlaceholders(sql, 'sqlite', 3), sql);
   });
@@ -18,11 +28,17 @@ describe('placeholders', () => {
       `SELECT '?', 'it''s ?', "a?b", x -- what?\n, /* ? */ $1, $$?$$, $t$ ? $t$ FROM t WHERE c = $2`,
     );
     // MySQL: backslash escapes and # comments
-    assert.equal(translatePlaceholders("SELECT 'a\\'?', `q?` # ?\n, ?", 'mysql', 1), "SELECT 'a\\'?', `q?` # ?\n, ?");
+    assert.equal(
+      translatePlaceholders("SELECT 'a\\'?', `q?` # ?\n, ?", 'mysql', 1),
+      "SELECT 'a\\'?', `q?` # ?\n, ?",
+    );
   });
 
   it('rejects a parameter count mismatch with a usage DbError', () => {
-    assert.throws(() => translatePlaceholders('SELECT ?', 'sqlite', 2), (e: unknown) => e instanceof DbError && e.code === 'usage');
+    assert.throws(
+      () => translatePlaceholders('SELECT ?', 'sqlite', 2),
+      (e: unknown) => e instanceof DbError && e.code === 'usage',
+    );
     assert.throws(() => translatePlaceholders('SELECT 1', 'postgres', 1), /0 "\?" placeholder\(s\) but 1/);
   });
 });
@@ -33,7 +49,10 @@ describe('identifiers and builders', () => {
     assert.equal(quoteIdent('postgres', 'we"ird'), '"we""ird"');
     assert.equal(quoteIdent('mysql', 'a`b'), '`a``b`');
     assert.equal(quoteIdent('sqlite', 'ser.acc'), '"ser"."acc"');
-    assert.throws(() => quoteIdent('sqlite', ''), (e: unknown) => e instanceof DbError && e.code === 'usage');
+    assert.throws(
+      () => quoteIdent('sqlite', ''),
+      (e: unknown) => e instanceof DbError && e.code === 'usage',
+    );
   });
 
   it('builds select with where, IS NULL, operators, order and limit', () => {
@@ -63,8 +82,14 @@ describe('identifiers and builders', () => {
     assert.equal(u.sql, 'UPDATE `grp` SET `grp` = ? WHERE `username` = ?');
     assert.deepEqual(u.params, ['ld', 'a']);
     const row = { username: 'a', domain: 'd', q: 1 };
-    assert.match(buildReplace('mysql', 'l', row, ['username', 'domain']).sql, /ON DUPLICATE KEY UPDATE `q` = VALUES\(`q`\)$/);
-    assert.match(buildReplace('postgres', 'l', row, ['username', 'domain']).sql, /ON CONFLICT \("username", "domain"\) DO UPDATE SET "q" = excluded."q"$/);
+    assert.match(
+      buildReplace('mysql', 'l', row, ['username', 'domain']).sql,
+      /ON DUPLICATE KEY UPDATE `q` = VALUES\(`q`\)$/,
+    );
+    assert.match(
+      buildReplace('postgres', 'l', row, ['username', 'domain']).sql,
+      /ON CONFLICT \("username", "domain"\) DO UPDATE SET "q" = excluded."q"$/,
+    );
     assert.match(buildReplace('sqlite', 'l', { username: 'a' }, ['username']).sql, /DO NOTHING$/);
     assert.throws(() => buildReplace('sqlite', 'l', row, ['contact']), /key column "contact" has no value/);
   });
@@ -82,17 +107,77 @@ describe('identifiers and builders', () => {
 describe('schema DDL', () => {
   it('has every SER table the seeds list, plus domain, trusted, usr_preferences', () => {
     const names = SER_TABLES.map((t) => t.name).sort();
-    for (const n of ['acc', 'active_sessions', 'aliases', 'config', 'event', 'grp', 'location', 'missed_calls', 'pending', 'phonebook', 'reserved', 'silo', 'subscriber', 'version', 'domain', 'trusted', 'usr_preferences']) {
+    for (const n of [
+      'acc',
+      'active_sessions',
+      'aliases',
+      'config',
+      'event',
+      'grp',
+      'location',
+      'missed_calls',
+      'pending',
+      'phonebook',
+      'reserved',
+      'silo',
+      'subscriber',
+      'version',
+      'domain',
+      'trusted',
+      'usr_preferences',
+    ]) {
       assert.ok(names.includes(n), n);
     }
     const cols = (t: string) => SER_TABLES.find((x) => x.name === t)!.columns.map((c) => c.name);
-    for (const c of ['username', 'domain', 'password', 'ha1', 'ha1b', 'email_address', 'first_name', 'last_name', 'phone', 'datetime_created', 'rpid']) {
+    for (const c of [
+      'username',
+      'domain',
+      'password',
+      'ha1',
+      'ha1b',
+      'email_address',
+      'first_name',
+      'last_name',
+      'phone',
+      'datetime_created',
+      'rpid',
+    ]) {
       assert.ok(cols('subscriber').includes(c), `subscriber.${c}`);
     }
-    for (const c of ['username', 'domain', 'contact', 'received', 'expires', 'q', 'callid', 'cseq', 'last_modified', 'flags', 'user_agent', 'socket', 'path']) {
+    for (const c of [
+      'username',
+      'domain',
+      'contact',
+      'received',
+      'expires',
+      'q',
+      'callid',
+      'cseq',
+      'last_modified',
+      'flags',
+      'user_agent',
+      'socket',
+      'path',
+    ]) {
       assert.ok(cols('location').includes(c), `location.${c}`);
     }
-    for (const c of ['sip_method', 'from_uri', 'to_uri', 'fromtag', 'totag', 'sip_callid', 'sip_cseq', 'sip_status', 'sip_reason', 'time', 'src_ip', 'ruri_user', 'ruri_domain', 'digest_username', 'digest_realm']) {
+    for (const c of [
+      'sip_method',
+      'from_uri',
+      'to_uri',
+      'fromtag',
+      'totag',
+      'sip_callid',
+      'sip_cseq',
+      'sip_status',
+      'sip_reason',
+      'time',
+      'src_ip',
+      'ruri_user',
+      'ruri_domain',
+      'digest_username',
+      'digest_realm',
+    ]) {
       assert.ok(cols('acc').includes(c), `acc.${c}`);
       assert.ok(cols('missed_calls').includes(c), `missed_calls.${c}`);
     }

@@ -18,7 +18,12 @@ describe('db_url parsing', () => {
   it('mysql://user:pass@host/db with the default port', () => {
     const u = parseDbUrl('mysql://ser:heslo@localhost/ser');
     assert.deepEqual(
-      { backend: u.backend, ...(u.backend !== 'sqlite' ? { user: u.user, password: u.password, host: u.host, port: u.port, database: u.database } : {}) },
+      {
+        backend: u.backend,
+        ...(u.backend !== 'sqlite'
+          ? { user: u.user, password: u.password, host: u.host, port: u.port, database: u.database }
+          : {}),
+      },
       { backend: 'mysql', user: 'ser', password: 'heslo', host: 'localhost', port: 3306, database: 'ser' },
     );
     assert.equal(u.masked, 'mysql://ser:***@localhost/ser');
@@ -99,7 +104,10 @@ describe('db_url parsing', () => {
   });
 
   it('never shows the password of a malformed URL', () => {
-    assert.throws(() => parseDbUrl('mysql://ser:topsecret@h:0/ser'), (e: Error) => !e.message.includes('topsecret'));
+    assert.throws(
+      () => parseDbUrl('mysql://ser:topsecret@h:0/ser'),
+      (e: Error) => !e.message.includes('topsecret'),
+    );
     assert.equal(maskDbUrl('postgres://a:b@h/d'), 'postgres://a:***@h/d');
     assert.equal(maskDbUrl('sqlite:///x.db'), 'sqlite:///x.db');
   });
