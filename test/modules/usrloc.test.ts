@@ -124,7 +124,10 @@ describe('usrloc management commands', () => {
     const next = await setup(); // the next server started reads what its script declared
     assert.ok(next.ul.state.existing('aliases'));
     assert.ok(next.ul.state.existing('mydomain1'));
-    assert.equal((await run(next.ul.state, 'ul_add', 'aliases', '1234', 'sip:john.doe@foo.bar', '0', '1')).code, 200);
+    assert.equal(
+      (await run(next.ul.state, 'ul_add', 'aliases', '1234', 'sip:john.doe@foo.bar', '0', '1')).code,
+      200,
+    );
     const later = await setup();
     assert.equal(later.ul.state.existing('aliases'), undefined);
   });
