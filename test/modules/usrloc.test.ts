@@ -246,8 +246,17 @@ describe('usrloc with an unreachable database', () => {
       assert.ok(
         r.ul.state.existing('location')!.dirty.size > 0 || !r.ul.state.existing('location')!.tableReady,
       );
+      // right after a failure, REGISTERs do not wait for the database again
+      const errors = r.ul.state.dbErrors;
+      const again = await r.save(register({ contacts: ['<sip:a@10.0.0.2>'], expires: 600, callId: 'x@y' }));
+      assert.equal(again.reply?.status, 200);
+      assert.equal(r.ul.state.dbErrors, errors, 'no new attempt before the timer');
       await r.ul.state.tick(); // retries, fails again, never throws
-      assert.ok(r.ul.state.dbErrors >= 2);
+      assert.ok(r.ul.state.dbErrors > errors);
+      assert.ok(
+        r.ul.state.existing('location')!.dirty.get('alice')?.size === 2,
+        'both changes kept for retry',
+      );
       await r.ul.state.stop();
     });
   }

@@ -61,6 +61,11 @@ export class Usrloc {
   nowMs: () => number;
   /** DB failures seen (for ul_stats and tests) */
   dbErrors = 0;
+  /**
+   * Modes 1/2: after a failure the database is left alone until this time (ms) and
+   * REGISTERs are answered from memory at once; the timer retries.
+   */
+  dbDownUntil = 0;
   /** AORs compare case-sensitively (registrar's case_sensitive sets it) */
   caseSensitive = false;
 
@@ -118,6 +123,7 @@ export class Usrloc {
   async tick(): Promise<void> {
     if (this.running) return;
     this.running = true;
+    this.dbDownUntil = 0;
     try {
       const now = this.now();
       for (const d of this.domains.values()) {
@@ -320,6 +326,8 @@ export class Usrloc {
 
   /** Mode 1: write the given contacts of one AOR now. */
   private async flushKeys(d: UDomain, aor: string, uris: string[]): Promise<void> {
+    // the database failed a moment ago: the change stays dirty for the timer, no waiting
+    if (this.nowMs() < this.dbDownUntil) return;
     if (!this.db || !(await this.ensureTable(d))) return;
     const set = new Set(uris);
     const pending = d.dirty.get(aor);
@@ -448,6 +456,7 @@ export class Usrloc {
 
   private dbFailed(what: string, e: unknown): void {
     this.dbErrors++;
+    if (this.mode !== 3) this.dbDownUntil = this.nowMs() + this.opts.timerInterval * 1000;
     const msg = isDbError(e) ? `${e.code}: ${e.message}` : String((e as Error)?.message ?? e);
     this.core.log.err(`ERROR: usrloc: ${what}: ${msg}`);
   }
