@@ -4,8 +4,10 @@ import type { ModuleDef } from '../core/module.js';
 import { mysql, postgres } from './dbdrivers/index.js';
 import exec from './exec/index.js';
 import maxfwd from './maxfwd/index.js';
+import registrar from './registrar/index.js';
 import sl from './sl/index.js';
 import textops from './textops/index.js';
+import usrloc from './usrloc/index.js';
 import xlog from './xlog/index.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: the registry holds modules of every state type
@@ -18,4 +20,6 @@ export const modules: Record<string, ModuleDef<any>> = {
   xlog,
   mysql,
   postgres,
+  usrloc,
+  registrar,
 };
