@@ -99,14 +99,14 @@ export function renderMonitor(cycle: number, s: MonitorSnapshot): string {
   return `${out.join('\n')}\n`;
 }
 
-/** usrloc's per-table counters: keys `<table>:registered` / `<table>:expired` (or with `.`). */
+/** usrloc's per-table counters: keys `<table>_registered` / `<table>_expired` (or with `:` or `.`). */
 export function usrlocTables(
   g: Record<string, number> | undefined,
 ): { table: string; registered: number; expired: number }[] {
   if (!g) return [];
   const m = new Map<string, { table: string; registered: number; expired: number }>();
   for (const [k, v] of Object.entries(g)) {
-    const r = /^(.+)[:.](registered|expired)$/.exec(k);
+    const r = /^(.+)[:._](registered|expired)$/.exec(k);
     if (!r) continue;
     const t = m.get(r[1]) ?? { table: r[1], registered: 0, expired: 0 };
     t[r[2] as 'registered' | 'expired'] = v;

@@ -205,6 +205,14 @@ describe('formats', () => {
     ];
     assert.equal(text, want.join('\n'));
     assert.deepEqual(usrlocTables({ 'a.registered': 1 }), [{ table: 'a', registered: 1, expired: 0 }]);
+    // the usrloc module's own group: <table>_registered, and table names may hold '_'
+    assert.deepEqual(
+      usrlocTables({ location_registered: 3, location_expired: 1, my_dom_registered: 2, db_errors: 0 }),
+      [
+        { table: 'location', registered: 3, expired: 1 },
+        { table: 'my_dom', registered: 2, expired: 0 },
+      ],
+    );
     assert.match(renderMonitor(1, {}), /Server: \(no answer from the FIFO server\)/);
   });
 
