@@ -62,4 +62,11 @@ export interface CoreApi {
   isOurVia(v: Via): boolean;
   /** statistics groups for serctl monitor, FIFO and /metrics */
   addStats(group: string, read: () => Record<string, number>): void;
+  /**
+   * Module-to-module interfaces (SER's `load_tm`/`find_export`): a module publishes an API
+   * object under its name in init(); modules loaded after it fetch it in their own init().
+   */
+  provideApi(name: string, api: object): void;
+  /** the API a loaded module published, or undefined when that module is not loaded (yet) */
+  getApi<T extends object>(name: string): T | undefined;
 }

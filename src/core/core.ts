@@ -174,6 +174,16 @@ export class Core implements CoreApi {
     this.statGroups.set(group, read);
   }
 
+  private readonly apis = new Map<string, object>();
+
+  provideApi(name: string, api: object): void {
+    this.apis.set(name, api);
+  }
+
+  getApi<T extends object>(name: string): T | undefined {
+    return this.apis.get(name) as T | undefined;
+  }
+
   buildReply(ctx: MsgContext, code: number, reason: string, extras?: ReplyExtras): Buffer {
     const c = this.config;
     const msg = ctx.msg;
