@@ -16,7 +16,10 @@ import { type Ser, startSer, UdpPeer } from './harness.js';
 
 const SERCTL = fileURLToPath(new URL('../../src/cli/serctl.js', import.meta.url));
 
-function serctl(args: string[], env: Record<string, string>): Promise<{ code: number; out: string; err: string }> {
+function serctl(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
