@@ -446,6 +446,25 @@ describe('www_authorize / proxy_authorize return values', () => {
   });
 });
 
+describe('other table layouts', () => {
+  it("a table without the rpid column (Kamailio's subscriber) works, with one warning", async () => {
+    const r = await rig();
+    const db = await openDb(r.dbUrl);
+    await db.exec(
+      'CREATE TABLE ksub (id INTEGER PRIMARY KEY, username TEXT, domain TEXT, password TEXT, ha1 TEXT, ha1b TEXT)',
+    );
+    const c = credentials('kim', REALM, REALM, 'pw');
+    await db.insert('ksub', { username: 'kim', domain: REALM, password: 'pw', ha1: c.ha1, ha1b: c.ha1b });
+    await db.close();
+    const [ch] = await challengeOf(r, 'www', '1');
+    const h = (nc: number) => creds({ user: 'kim', password: 'pw', nonce: ch!.nonce!, qop: 'auth', nc });
+    assert.equal(await r.db.call(req('REGISTER', [h(1)]), 'www_authorize', REALM, 'ksub'), AUTH_OK);
+    r.db.state.store.flush();
+    assert.equal(await r.db.call(req('REGISTER', [h(2)]), 'www_authorize', REALM, 'ksub'), AUTH_OK);
+    assert.equal(r.sink.lines.filter((l) => /has no column 'rpid'/.test(l)).length, 1);
+  });
+});
+
 describe('the subscriber cache', () => {
   it('a password changed in the database is used at once; the old one is refused after a flush', async () => {
     const r = await rig({}, { cache_ttl: 60 });

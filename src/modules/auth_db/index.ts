@@ -150,6 +150,7 @@ export default defineModule<AuthDbState>({
         cacheMax: 10_000,
       },
       () => core.clock.now(),
+      (why) => core.log.warn(`WARNING: auth_db: ${why}`),
     );
     core.addStats('auth_db', () => ({
       cache_rows: store.size,
