@@ -308,6 +308,15 @@ describe('www_authorize / proxy_authorize return values', () => {
     assert.equal(await r.db.call(px, 'proxy_authorize', REALM, 'subscriber'), AUTH_OK);
   });
 
+  it('unknown_user_code: 403 is sent for an unknown user and the script stops', async () => {
+    const r = await rig({}, { unknown_user_code: 403 });
+    const [c] = await challengeOf(r, 'www', '0');
+    const ctx = req('REGISTER', [creds({ nonce: c!.nonce!, user: 'nobody' })]);
+    assert.equal(await r.db.call(ctx, 'www_authorize', REALM, 'subscriber'), AUTH_STOP);
+    assert.equal(r.sent.at(-1)!.status, 403);
+    assert.throws(() => authDb.params!.unknown_user_code!.validate!(401), /must be 0, 403 or 404/);
+  });
+
   it('-2 for a nonce signed with another secret', async () => {
     const r = await rig();
     const forged = new NonceSigner('other').issue(Math.floor(Date.now() / 1000) + 100);
