@@ -155,13 +155,13 @@ export async function authorize(
   const user = at < 0 ? username : username.slice(0, at);
   const domain = at < 0 ? realm : username.slice(at + 1);
   const algorithm = c.algorithm ?? 'MD5';
-  const found2 = await source({ username, user, domain, realm, algorithm, ctx });
-  if (found2.kind === 'error') return AUTH_ERROR;
-  if (found2.kind === 'unknown') {
+  const stored = await source({ username, user, domain, realm, algorithm, ctx });
+  if (stored.kind === 'error') return AUTH_ERROR;
+  if (stored.kind === 'unknown') {
     log.log(L_DBG, `auth: user '${username}' (realm ${realm}) not found`);
     return AUTH_USER_UNKNOWN;
   }
-  let ha1 = found2.ha1;
+  let ha1 = stored.ha1;
   if (algorithm.toUpperCase().endsWith('-SESS'))
     ha1 = digestHash(algorithm, `${ha1}:${nonce}:${c.cnonce ?? ''}`);
   const qop = c.qop?.toLowerCase();
