@@ -190,14 +190,29 @@ describe('auth + auth_db over UDP (SQLite)', () => {
     assert.equal(await phone.next(500), undefined);
   });
 
-  it('malformed credentials: 400 Bad Credentials, no crash', async () => {
+  it('malformed credentials: 400 Bad Credentials (or a new 401), never a crash', async () => {
     const r = await exchange(
       phone,
       register(phone, 'alice', [`Authorization: Digest realm="${REALM}", nonce="x"`], 9, 'malformed'),
       ser.port,
     );
     assert.equal(r.status, 400);
-    const ok = await exchange(phone, register(phone, 'alice', [], 10, 'malformed'), ser.port);
+    const n = 'a'.repeat(48);
+    const bad = [
+      'Authorization: Basic YWxpY2U6d29uZGVybGFuZA==',
+      `Authorization: Digest username="alice", realm="${REALM}", nonce="${n}", uri="sip:x", response="zz"`,
+      `Authorization: Digest username="alice", realm="${REALM}", nonce="${n}", uri="sip:x", response="00", qop=auth, nc=zz, cnonce="c"`,
+      `Authorization: Digest username="alice", realm="${REALM}", nonce="${'f'.repeat(3000)}", uri="sip:x", response="00"`,
+      `Authorization: Digest username="alice", realm="${REALM}", nonce="${n}", uri="sip:x", response="00", algorithm=SHA-512`,
+      `Authorization: Digest username="alice", realm="${REALM}, nonce="${n}"`,
+      `Authorization: Digest username="", realm="${REALM}", nonce="${n}", uri="sip:x", response="00"`,
+    ];
+    let cseq = 10;
+    for (const h of bad) {
+      const r = await exchange(phone, register(phone, 'alice', [h], cseq++, 'malformed'), ser.port);
+      assert.ok(r.status === 400 || r.status === 401, `${h} → ${r.status}`);
+    }
+    const ok = await exchange(phone, register(phone, 'alice', [], cseq, 'malformed'), ser.port);
     assert.equal(ok.status, 401);
   });
 });

@@ -102,7 +102,12 @@ function wellFormed(c: Credentials, algorithms: readonly string[]): string | und
 
 function retransmissionKey(ctx: MsgContext): string {
   const m = ctx.msg;
-  return `${m.callId}\n${m.cseq.seq}\n${m.topVia?.branch ?? ''}`;
+  try {
+    return `${m.callId}\n${m.cseq.seq}\n${m.topVia?.branch ?? ''}`;
+  } catch {
+    // a header the core let through but that does not parse: never equal to another request
+    return `\n${Math.random()}`;
+  }
 }
 
 /** Sends "400 Bad Credentials"; authorize then returns AUTH_STOP. */
