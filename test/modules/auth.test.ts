@@ -257,11 +257,19 @@ describe('www_challenge / proxy_challenge', () => {
     assert.deepEqual(p!.qop, []);
   });
 
-  it('realm "": the To host for REGISTER, the From host otherwise', async () => {
+  it('realm "": the To host for www_* on REGISTER, the From host otherwise', async () => {
     const r = await rig();
     await r.auth.call(req('REGISTER', ['To: <sip:alice@reg.example>']), 'www_challenge', '', '0');
     assert.equal(r.sent.at(-1)!.wwwAuthenticate[0]!.realm, 'reg.example');
     await r.auth.call(req('INVITE', ['From: <sip:alice@from.example>;tag=1']), 'proxy_challenge', '', '0');
+    assert.equal(r.sent.at(-1)!.proxyAuthenticate[0]!.realm, 'from.example');
+    // SER's get_realm: To only for REGISTER checked with www_*; a proxy challenging a REGISTER uses From
+    await r.auth.call(
+      req('REGISTER', ['To: <sip:alice@reg.example>', 'From: <sip:alice@from.example>;tag=1']),
+      'proxy_challenge',
+      '',
+      '0',
+    );
     assert.equal(r.sent.at(-1)!.proxyAuthenticate[0]!.realm, 'from.example');
   });
 

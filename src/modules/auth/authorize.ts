@@ -47,13 +47,15 @@ export type Ha1Source = (q: {
 }) => Promise<Ha1Lookup>;
 
 /**
- * The realm when the script gives "": the host of the To URI for REGISTER (the domain being
- * registered), of the From URI otherwise (the caller's domain), as SER and OpenSER do.
+ * The realm when the script gives "": the host of the To URI for a REGISTER checked with
+ * www_* (the domain being registered), of the From URI otherwise (the caller's domain),
+ * as SER's get_realm() chose it.
  */
-export function defaultRealm(ctx: MsgContext): string | undefined {
+export function defaultRealm(ctx: MsgContext, hf: HfType): string | undefined {
   const msg = ctx.msg;
   try {
-    const u = parseUri(msg.method === 'REGISTER' ? msg.to.uri : msg.from.uri);
+    const useTo = msg.method === 'REGISTER' && hf === 'authorization';
+    const u = parseUri(useTo ? msg.to.uri : msg.from.uri);
     return u.host || undefined;
   } catch {
     return undefined;
@@ -127,12 +129,9 @@ export async function authorize(
 ): Promise<number> {
   const log = st.core.log;
   const msg = ctx.msg;
-  const realm = realmArg || defaultRealm(ctx);
+  const realm = realmArg || defaultRealm(ctx, hf);
   if (realm === undefined) {
-    log.log(
-      L_ERR,
-      `ERROR: ${hf}: no realm: the script gives "" and the ${msg.method === 'REGISTER' ? 'To' : 'From'} URI has no host`,
-    );
+    log.log(L_ERR, `ERROR: ${hf}: no realm: the script gives "" and the To/From URI has no host`);
     return AUTH_ERROR;
   }
   const found = findCredentials(ctx, hf, realm);
