@@ -25,7 +25,7 @@ export interface UriState {
 /** an alias in usrloc's "aliases" table (serctl alias add), when usrloc is loaded and has one */
 async function isAlias(st: UriState, user: string, host: string): Promise<boolean> {
   const ul = usrlocFor(st.core);
-  if (!ul || !ul.domains.has('aliases')) return false;
+  if (!ul?.domains.has('aliases')) return false;
   const aor = ul.normalizeAor(ul.opts.useDomain ? `${user}@${host}` : user);
   return (await ul.contacts('aliases', aor)).length > 0;
 }
