@@ -18,7 +18,7 @@ import type { TmTimers } from './config.js';
 import { buildCancel } from './hop-by-hop.js';
 import { InviteClientTransaction } from './invite-client-transaction.js';
 import { InviteServerTransaction } from './invite-server-transaction.js';
-import { clientKey, clientKeyOfReply, e2eKey, serverKey } from './matching.js';
+import { clientKey, clientKeyOfReply, serverKey } from './matching.js';
 import { NonInviteClientTransaction } from './non-invite-client-transaction.js';
 import { NonInviteServerTransaction } from './non-invite-server-transaction.js';
 import { pickBranch, upstreamCode } from './reply-selection.js';
@@ -61,8 +61,6 @@ interface Destination {
 export class TransactionManager implements TmApi {
   readonly server: TransactionTable<Cell> = new MapTable<Cell>();
   readonly clients: TransactionTable<ClientTransaction> = new MapTable<ClientTransaction>();
-  /** INVITE cells that relayed a 2xx, by dialog key, for end-to-end ACKs */
-  private readonly e2e = new Map<string, Cell>();
   private readonly byCtx = new WeakMap<MsgContext, Cell>();
   /** t_on_failure / t_on_reply armed before the transaction exists */
   private readonly armed = new WeakMap<MsgContext, { failure?: string; reply?: string }>();
@@ -159,10 +157,6 @@ export class TransactionManager implements TmApi {
     if (this.server.get(cell.key) === cell) this.server.delete(cell.key);
     cell.guard?.cancel();
     if (cell.finalSent) this.waiting--;
-    if (cell.relayed2xx) {
-      const k = e2eKey(cell.request);
-      if (this.e2e.get(k) === cell) this.e2e.delete(k);
-    }
   }
 
   /** "tm can handle only one transaction per request" (seed 003) */
@@ -583,10 +577,7 @@ export class TransactionManager implements TmApi {
       // already sent a non-2xx upstream, the 2xx still goes, statelessly by its Via
       if (cell.uas.state === 'proceeding' || cell.uas.state === 'accepted') this.relayUpstream(cell, msg);
       else void this.core.forwardReply(msg);
-      if (!cell.relayed2xx) {
-        cell.relayed2xx = true;
-        this.e2e.set(e2eKey(cell.request), cell);
-      }
+      cell.relayed2xx = true;
       // §16.7 step 10: the other branches are cancelled
       this.cancelPending(cell, br);
       return;
@@ -645,7 +636,7 @@ export class TransactionManager implements TmApi {
     const idx = pickBranch(codes);
     if (idx < 0) return;
     cell.pickedCode = codes[idx];
-    if (cell.onFailure && !cell.cancelled) {
+    if (cell.onFailure && !cell.cancelled && !cell.sixxx) {
       void this.runFailure(cell);
       return;
     }
