@@ -294,6 +294,8 @@ export class TransactionManager implements TmApi {
       return -1;
     }
     ctx.branches = [];
+    // header edits failure_route made go into the new branches (SER applies its lumps)
+    cell.outBase = undefined;
     const n = await this.fork(cell, ctx, dests, dest, false);
     return n > 0 ? 1 : -1;
   }

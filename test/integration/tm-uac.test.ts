@@ -3,11 +3,15 @@
  * against a running ser and a UDP peer as the receiver.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { fifoCall } from '../../src/mgmt/fifo-client.js';
 import { type Ser, startSer, UdpPeer } from './harness.js';
 import { isReq, nextWhere, replyFor } from './tm-helpers.js';
+
+const SERCTL = fileURLToPath(new URL('../../src/cli/serctl.js', import.meta.url));
 
 describe('t_uac_dlg and t_stats over the FIFO', () => {
   const fifo = `/tmp/ser_tm_uac_${process.pid}_${randomBytes(4).toString('hex')}`;
@@ -115,5 +119,21 @@ route { t_relay(); }
     assert.equal(r.code, 200);
     assert.match(r.body[0], /^Current: \d+ \(\d+ waiting\) Total: 2 \(2 local\)$/);
     assert.match(r.body[2], /^Completion status 6xx: 0, 5xx: 0, 4xx: 1, 3xx: 0,2xx: 1$/);
+  });
+
+  it('serctl monitor prints the Transaction Statistics block from tm', async () => {
+    const out = await new Promise<string>((res) =>
+      execFile(
+        process.execPath,
+        [SERCTL, 'monitor', '--count', '1'],
+        { env: { PATH: process.env.PATH, SER_FIFO: fifo }, timeout: 10_000 },
+        (_e, o) => res(o),
+      ),
+    );
+    assert.match(
+      out,
+      /Transaction Statistics\nCurrent: \d+ \(\d+ waiting\) Total: 2 \(2 local\)\nReplied localy: 0\n/,
+    );
+    assert.match(out, /Completion status 6xx: 0, 5xx: 0, 4xx: 1, 3xx: 0,2xx: 1/);
   });
 });
