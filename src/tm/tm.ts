@@ -441,6 +441,8 @@ export class TransactionManager implements TmApi {
     replicate: boolean,
   ): Promise<number> {
     const targets = await Promise.all(dests.map((d) => this.resolve(d, dest)));
+    // a CANCEL that came while the names resolved has answered the request already
+    if (cell.finalSent && !replicate) return 0;
     const base = this.outBase(cell);
     const method = cell.request.method;
     let started = 0;
