@@ -222,7 +222,7 @@ export class TransactionManager implements TmApi {
     if (cell.localTag === undefined) cell.localTag = generateTag();
     let data: Buffer;
     try {
-      data = this.core.buildReply(ctx, code, reason, { toTag: cell.localTag });
+      data = this.core.buildReply(ctx, code, reason, code === 100 ? undefined : { toTag: cell.localTag });
     } catch (e) {
       this.core.log.log(L_ERR, `ERROR: tm: cannot build a ${code} reply: ${(e as Error).message}`);
       return false;
@@ -420,8 +420,9 @@ export class TransactionManager implements TmApi {
   /** the request as it leaves us, before Request-URI and Via: the script's edits, Max-Forwards decremented (§16.6 step 3) */
   private outBase(cell: Cell): SipMessage {
     if (cell.outBase) return cell.outBase;
+    // whether the script touched Max-Forwards shows on the request, not on a fresh parse
+    const mf = cell.request.headerFields().find((f) => f.key === 'max-forwards');
     const m = parseMessage(cell.request.serialize(), { datagram: true });
-    const mf = m.headerFields().find((f) => f.key === 'max-forwards');
     if (!mf) m.addHeader('Max-Forwards', '70');
     else if (mf.original) {
       // the script did not touch it (no mf_process_maxfwd_header): decrement here

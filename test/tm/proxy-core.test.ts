@@ -236,3 +236,42 @@ describe('proxy core on a ManualClock', () => {
     assert.deepEqual(flags, [4]);
   });
 });
+
+describe('Max-Forwards and loops in the proxy core', () => {
+  const withMf = (mf: string | undefined, branch: string) => {
+    const ctx = invite(branch, 'OPTIONS');
+    if (mf === undefined) ctx.msg.removeHeader('max-forwards');
+    else ctx.msg.replaceHeader('Max-Forwards', mf);
+    // a fresh parse: the header counts as received
+    return new MessageContext(parseMessage(ctx.msg.serialize(), { datagram: true }), SRC, ME, 'request');
+  };
+
+  it('decrements a received Max-Forwards, adds 70 when missing, keeps what the script set', async () => {
+    const { f, tm } = setup();
+    await tm.relay(withMf('5', 'z9hG4bKm1'));
+    assert.equal(f.down[0].msg.maxForwards, 4);
+    await tm.relay(withMf(undefined, 'z9hG4bKm2'));
+    assert.equal(f.down[1].msg.maxForwards, 70);
+    const ctx = withMf('5', 'z9hG4bKm3');
+    ctx.msg.replaceHeader('Max-Forwards', '4'); // mf_process_maxfwd_header did it
+    await tm.relay(ctx);
+    assert.equal(f.down[2].msg.maxForwards, 4);
+  });
+
+  it('Max-Forwards 0 is answered 483 and not forwarded', async () => {
+    const { f, tm } = setup();
+    assert.equal(await tm.relay(withMf('0', 'z9hG4bKm4')), 0);
+    assert.deepEqual(codes(f.up), [483]);
+    assert.equal(f.down.length, 0);
+  });
+
+  it('the 100 Trying carries no To-tag; the final reply a stable one', async () => {
+    const { f, tm } = setup();
+    await tm.relay(invite('z9hG4bKt1'));
+    assert.equal(f.up[0].msg.toTag, undefined);
+    f.c.advance(30_010);
+    assert.ok(f.up[1].msg.toTag);
+    await tm.relay(invite('z9hG4bKt1'));
+    assert.equal(f.up[2].msg.toTag, f.up[1].msg.toTag);
+  });
+});
