@@ -18,7 +18,7 @@ import type { TmTimers } from './config.js';
 import { buildCancel } from './hop-by-hop.js';
 import { InviteClientTransaction } from './invite-client-transaction.js';
 import { InviteServerTransaction } from './invite-server-transaction.js';
-import { clientKey, clientKeyOfReply, serverKey } from './matching.js';
+import { clientKey, clientKeyOfReply, e2eKey, serverKey } from './matching.js';
 import { NonInviteClientTransaction } from './non-invite-client-transaction.js';
 import { NonInviteServerTransaction } from './non-invite-server-transaction.js';
 import { pickBranch, upstreamCode } from './reply-selection.js';
@@ -62,6 +62,8 @@ export class TransactionManager implements TmApi {
   readonly server: TransactionTable<Cell> = new MapTable<Cell>();
   readonly clients: TransactionTable<ClientTransaction> = new MapTable<ClientTransaction>();
   private readonly byCtx = new WeakMap<MsgContext, Cell>();
+  /** INVITE cells that relayed a 2xx, by Call-ID/From-tag/CSeq, for the ACK callbacks */
+  private readonly accepted = new Map<string, Cell>();
   /** t_on_failure / t_on_reply armed before the transaction exists */
   private readonly armed = new WeakMap<MsgContext, { failure?: string; reply?: string }>();
   private readonly completedCbs: ((ev: TmCompletion) => void)[] = [];
@@ -157,6 +159,10 @@ export class TransactionManager implements TmApi {
     if (this.server.get(cell.key) === cell) this.server.delete(cell.key);
     cell.guard?.cancel();
     if (cell.finalSent) this.waiting--;
+    if (cell.relayed2xx) {
+      const k = e2eKey(cell.request);
+      if (this.accepted.get(k) === cell) this.accepted.delete(k);
+    }
   }
 
   /** "tm can handle only one transaction per request" (seed 003) */
@@ -323,7 +329,15 @@ export class TransactionManager implements TmApi {
     const msg = ctx.msg;
     if (this.absorbAck(msg)) return 0;
     // an ACK for a 2xx: end to end, forwarded statelessly (§16.7 / §17)
-    const ev: TmE2eAck = { request: msg, flags: ctx.flags, src: ctx.src, ruri: ctx.ruri, ctx };
+    const inv = this.e2eAckCbs.length > 0 ? this.accepted.get(e2eKey(msg)) : undefined;
+    const ev: TmE2eAck = {
+      request: msg,
+      flags: ctx.flags,
+      src: ctx.src,
+      ruri: ctx.ruri,
+      ctx,
+      inviteFlags: inv?.flags,
+    };
     for (const fn of this.e2eAckCbs) {
       try {
         fn(ev);
@@ -582,7 +596,10 @@ export class TransactionManager implements TmApi {
       // already sent a non-2xx upstream, the 2xx still goes, statelessly by its Via
       if (cell.uas.state === 'proceeding' || cell.uas.state === 'accepted') this.relayUpstream(cell, msg);
       else void this.core.forwardReply(msg);
-      cell.relayed2xx = true;
+      if (!cell.relayed2xx) {
+        cell.relayed2xx = true;
+        this.accepted.set(e2eKey(cell.request), cell);
+      }
       // §16.7 step 10: the other branches are cancelled
       this.cancelPending(cell, br);
       return;
