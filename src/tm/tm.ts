@@ -565,7 +565,10 @@ export class TransactionManager implements TmApi {
         if (rctx.drop && msg.status < 200) return;
         this.afterReplyRoute(cell, br, msg);
       };
-      if (r instanceof Promise) r.then(after, (e) => this.core.log.err(`tm: onreply_route failed: ${e}`));
+      if (r instanceof Promise)
+        r.then(after).catch((e) =>
+          this.core.log.err(`tm: reply processing failed: ${(e as Error)?.stack ?? e}`),
+        );
       else after();
       return;
     }
@@ -595,7 +598,7 @@ export class TransactionManager implements TmApi {
       // every 2xx of an INVITE goes upstream at once (§16.7 step 5); when the transaction
       // already sent a non-2xx upstream, the 2xx still goes, statelessly by its Via
       if (cell.uas.state === 'proceeding' || cell.uas.state === 'accepted') this.relayUpstream(cell, msg);
-      else void this.core.forwardReply(msg);
+      else this.core.forwardReply(msg).catch(() => {});
       if (!cell.relayed2xx) {
         cell.relayed2xx = true;
         this.accepted.set(e2eKey(cell.request), cell);
@@ -659,7 +662,9 @@ export class TransactionManager implements TmApi {
     if (idx < 0) return;
     cell.pickedCode = codes[idx];
     if (cell.onFailure && !cell.cancelled && !cell.sixxx) {
-      void this.runFailure(cell);
+      this.runFailure(cell).catch((e) =>
+        this.core.log.err(`tm: failure processing failed: ${(e as Error)?.stack ?? e}`),
+      );
       return;
     }
     this.sendBest(cell);

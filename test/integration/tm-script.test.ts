@@ -106,4 +106,23 @@ route {
     const fin = await nextWhere(uac, (m) => !m.isRequest && m.status >= 200);
     assert.equal(fin.status, 482);
   });
+
+  it('a reply that matches no transaction is forwarded statelessly by its Via', async () => {
+    const r = [
+      'SIP/2.0 200 OK',
+      `Via: SIP/2.0/UDP 127.0.0.1:${port};branch=z9hG4bKnotours`,
+      `Via: SIP/2.0/UDP 127.0.0.1:${uac.port};branch=z9hG4bKup`,
+      'From: <sip:a@b>;tag=1',
+      'To: <sip:c@d>;tag=2',
+      'Call-ID: stray-1',
+      'CSeq: 1 INVITE',
+      'Content-Length: 0',
+      '',
+      '',
+    ].join('\r\n');
+    uas.send(r, port);
+    const got = await nextWhere(uac, isStatus(200));
+    assert.equal(got.callId, 'stray-1');
+    assert.equal(got.vias.length, 1);
+  });
 });
