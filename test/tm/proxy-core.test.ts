@@ -237,6 +237,39 @@ describe('proxy core on a ManualClock', () => {
   });
 });
 
+describe('serial forking over two failure_routes (seed 003 Example 2-21 shape)', () => {
+  it('failure_route[1] re-arms failure_route[2], which answers with t_reply', async () => {
+    const { f, tm } = setup();
+    const order: string[] = [];
+    f.routes.set('failure:1', (ctx) => {
+      order.push('1');
+      ctx.branches.push({ uri: 'sip:carol@10.0.0.4:5060', q: -1 });
+      tm.arm(ctx, 'failure', '2');
+      return tm.relay(ctx);
+    });
+    f.routes.set('failure:2', (ctx) => {
+      order.push('2');
+      // no new branch: t_relay fails, the script answers itself
+      return tm.relay(ctx).then((r) => {
+        assert.equal(r, -1);
+        return tm.reply(ctx, 480, 'Temporarily Unavailable');
+      });
+    });
+    const ctx = invite();
+    tm.arm(ctx, 'failure', '1');
+    await tm.relay(ctx);
+    tm.receiveReply(answer(f.down[0].msg, 486), origin);
+    await new Promise((r) => setImmediate(r));
+    const carol = f.down.find((d) => d.msg.ruri === 'sip:carol@10.0.0.4:5060');
+    assert.ok(carol);
+    f.c.advance(30_010); // carol never answers: fr_timer, 408
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(order, ['1', '2']);
+    assert.deepEqual(codes(f.up), [100, 480]);
+    assert.equal(f.up[1].msg.reason, 'Temporarily Unavailable');
+  });
+});
+
 describe('Max-Forwards and loops in the proxy core', () => {
   const withMf = (mf: string | undefined, branch: string) => {
     const ctx = invite(branch, 'OPTIONS');
