@@ -29,6 +29,8 @@ export interface TmOptions {
   timers: TmTimers;
   /** SER's noisy_ctimer: when 0, an INVITE ringing on its only branch is dropped silently at fr_inv_timer */
   noisyCtimer: boolean;
+  /** §16.3 step 4: answer 482 to a request that comes back unchanged; off, a loop ends by Max-Forwards (483) as in SER */
+  loopDetect?: boolean;
 }
 
 export interface TmStats {
@@ -470,7 +472,7 @@ export class TransactionManager implements TmApi {
         continue;
       }
       const lh = loopHash(cell.request, d.uri);
-      if (isLoop(cell.request, lh, this.core)) {
+      if (this.opts.loopDetect && isLoop(cell.request, lh, this.core)) {
         ctx.lastError = E_LOOP;
         this.core.log.log(L_WARN, 'WARNING: t_relay: loop detected');
         continue;
