@@ -384,7 +384,10 @@ export class TransactionManager implements TmApi {
     for (const b of cell.branches) {
       if (b === except || b.code !== 0) continue;
       if (b.tx.provisional) this.sendCancel(b);
-      else b.cancelWanted = true;
+      else {
+        b.cancelWanted = true;
+        b.tx.stopRetransmissions();
+      }
     }
   }
 

@@ -185,7 +185,8 @@ describe('proxy core on a ManualClock', () => {
     assert.equal(await tm.relay(invite('z9hG4bKup1', 'CANCEL')), 1);
     assert.deepEqual(codes(f.up), [100, 200]);
     assert.equal(f.up[1].msg.cseq.method, 'CANCEL');
-    assert.deepEqual(codes(f.down), ['INVITE']);
+    f.c.advance(3000);
+    assert.deepEqual(codes(f.down), ['INVITE'], 'retransmissions stop, no CANCEL yet');
     tm.receiveReply(answer(out, 180), origin);
     assert.deepEqual(codes(f.down), ['INVITE', 'CANCEL']);
     assert.deepEqual(codes(f.up), [100, 200, 180]);
