@@ -10,6 +10,7 @@ import registrar from './registrar/index.js';
 import sl from './sl/index.js';
 import textops from './textops/index.js';
 import { uri, uriDb } from './uri/index.js';
+import tm from './tm/index.js';
 import usrloc from './usrloc/index.js';
 import xlog from './xlog/index.js';
 
@@ -29,4 +30,5 @@ export const modules: Record<string, ModuleDef<any>> = {
   auth_db: authDb,
   uri,
   uri_db: uriDb,
+  tm,
 };
