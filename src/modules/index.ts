@@ -5,6 +5,7 @@ import { mysql, postgres } from './dbdrivers/index.js';
 import exec from './exec/index.js';
 import maxfwd from './maxfwd/index.js';
 import registrar from './registrar/index.js';
+import rr from './rr/index.js';
 import sl from './sl/index.js';
 import textops from './textops/index.js';
 import usrloc from './usrloc/index.js';
@@ -22,4 +23,5 @@ export const modules: Record<string, ModuleDef<any>> = {
   postgres,
   usrloc,
   registrar,
+  rr,
 };
