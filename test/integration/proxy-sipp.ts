@@ -87,7 +87,13 @@ export function sipp(scenario: string, args: string[], ms = 30_000): Sipp {
 }
 
 /** sipp as UAS on 127.0.0.1:port, answering `calls` calls */
-export function sippUas(scenario: string, port: number, calls: number, extra: string[] = [], ms?: number): Sipp {
+export function sippUas(
+  scenario: string,
+  port: number,
+  calls: number,
+  extra: string[] = [],
+  ms?: number,
+): Sipp {
   return sipp(scenario, ['-i', '127.0.0.1', '-p', String(port), '-m', String(calls), ...extra], ms);
 }
 

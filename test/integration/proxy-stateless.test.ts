@@ -57,7 +57,9 @@ export async function registerContact(serPort: number, user: string, contactPort
   }
 }
 
-describe('stateless record-routing proxy with SIPp UAC and UAS', { skip: !haveSipp && 'sipp missing' }, () => {
+describe('stateless record-routing proxy with SIPp UAC and UAS', {
+  skip: !haveSipp && 'sipp missing',
+}, () => {
   let ser: Ser;
   let uasPort: number;
   before(async () => {
@@ -83,7 +85,10 @@ describe('stateless record-routing proxy with SIPp UAC and UAS', { skip: !haveSi
 
   it('an unknown callee gets 404 and nothing is forwarded', async () => {
     const ua = await UdpPeer.open();
-    ua.send(request('INVITE', `sip:nobody@127.0.0.1:${ser.port}`, { ip: '127.0.0.1', port: ua.port }), ser.port);
+    ua.send(
+      request('INVITE', `sip:nobody@127.0.0.1:${ser.port}`, { ip: '127.0.0.1', port: ua.port }),
+      ser.port,
+    );
     assert.equal((await ua.nextMsg()).status, 404);
     ua.close();
   });
