@@ -8,6 +8,7 @@ import registrar from './registrar/index.js';
 import rr from './rr/index.js';
 import sl from './sl/index.js';
 import textops from './textops/index.js';
+import tm from './tm/index.js';
 import usrloc from './usrloc/index.js';
 import xlog from './xlog/index.js';
 
@@ -24,4 +25,5 @@ export const modules: Record<string, ModuleDef<any>> = {
   usrloc,
   registrar,
   rr,
+  tm,
 };
