@@ -46,7 +46,7 @@ describe('seed 003 Example 2-21: parallel fork, then failure_route[1] and [2] se
     if (c.code !== 0) last.kill();
     const l = await last.done;
     assert.equal(c.code, 0, explain('uac', c));
-    runs.forEach((r, i) => assert.equal(r.code, 0, explain(`destination ${i + 1}`, r)));
+    for (const [i, r] of runs.entries()) assert.equal(r.code, 0, explain(`destination ${i + 1}`, r));
     assert.equal(l.code, 0, explain('last resort', l));
     // serial order: failure_route[1] ran before [2], each once
     const log = ser.stderr();
