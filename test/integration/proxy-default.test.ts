@@ -74,16 +74,35 @@ describe('seed 003 Example 2-17 with SIPp UAC and UAS', {
     assert.equal(s.stat('SuccessfulCall(C)'), 5);
   });
 
-  it('with 10% UDP loss on both SIPp sides, 20 calls still complete', async () => {
-    const uasPort = await freePort();
-    assert.equal(await registerContact(ser.port, 'lossy', uasPort), 200);
-    const uas = sippUas('proxy-uas.xml', uasPort, 20, ['-lost', '10'], 90_000);
-    const uac = await sippUac('proxy-uac.xml', ser.port, 'lossy', 20, ['-r', '5', '-lost', '10'], 90_000);
-    const c = await uac.done;
-    if (c.code !== 0) uas.kill();
-    const s = await uas.done;
-    assert.equal(c.code, 0, explain('uac', c));
-    assert.equal(c.stat('SuccessfulCall(C)'), 20);
-    assert.equal(s.stat('SuccessfulCall(C)'), 20, explain('uas', s));
-  });
+  // SIPp's -lost drops that share of the packets it sends and receives. One side at a time:
+  // with both sides lossy, about one run in ten left a call whose SIPp UAS had stopped
+  // answering the proxy's BYE retransmissions (its message trace shows them arriving).
+  for (const side of ['caller', 'callee'] as const) {
+    it(`with 10% UDP loss on the ${side}'s SIPp, 20 calls still complete`, async () => {
+      const uasPort = await freePort();
+      assert.equal(await registerContact(ser.port, `lossy-${side}`, uasPort), 200);
+      const lost = ['-lost', '10'];
+      const uas = sippUas('proxy-uas.xml', uasPort, 20, side === 'callee' ? lost : [], 90_000);
+      const uac = await sippUac(
+        'proxy-uac.xml',
+        ser.port,
+        `lossy-${side}`,
+        20,
+        ['-r', '5', ...(side === 'caller' ? lost : [])],
+        90_000,
+      );
+      const c = await uac.done;
+      if (c.code !== 0) uas.kill();
+      const s = await uas.done;
+      assert.equal(c.code, 0, explain('uac', c));
+      assert.equal(c.stat('SuccessfulCall(C)'), 20);
+      assert.equal(s.stat('SuccessfulCall(C)'), 20, explain('uas', s));
+      // the loss really happened: the lossy side's screen counts lost messages (last column)
+      const screen = (side === 'caller' ? c : s).out;
+      let lostCount = 0;
+      for (const line of screen.split('\n'))
+        if (/(-{10}>|<-{10})/.test(line)) lostCount += Number(/(\d+)\s*$/.exec(line)?.[1] ?? 0);
+      assert.ok(lostCount > 0, `no message was lost:\n${screen.slice(-1500)}`);
+    });
+  }
 });
