@@ -82,6 +82,10 @@ describe('record_route', async () => {
     const ctx = req('INVITE', 'sip:bob@example.com');
     assert.equal(await m.call(ctx, 'record_route_preset', 'proxy.example.com:5060'), 1);
     assert.equal(reparse(ctx.msg).recordRoutes[0].uri, 'sip:proxy.example.com:5060;ftag=a1;lr');
+    // seed 004's form: address with parameters
+    const ctx3 = req('INVITE', 'sip:bob@example.com');
+    await m.call(ctx3, 'record_route_preset', '1.2.3.4:5060;nat=yes');
+    assert.equal(reparse(ctx3.msg).recordRoutes[0].uri, 'sip:1.2.3.4:5060;nat=yes;ftag=a1;lr');
     const ctx2 = req('INVITE', 'sip:bob@example.com');
     await m.call(ctx2, 'record_route_preset', 'sips:proxy.example.com');
     assert.equal(reparse(ctx2.msg).recordRoutes[0].uri, 'sips:proxy.example.com;ftag=a1;lr');
