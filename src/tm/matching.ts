@@ -29,3 +29,8 @@ export function clientKeyOfReply(msg: SipMessage): string | undefined {
 export function clientKey(branch: string, method: string): string {
   return `${branch}|${method}`;
 }
+
+/** What an INVITE and the ACK for its 2xx (which has a branch of its own) share. */
+export function e2eKey(msg: SipMessage): string {
+  return `${msg.callId}|${msg.fromTag ?? ''}|${msg.cseq.seq}`;
+}

@@ -18,7 +18,7 @@ import type { TmTimers } from './config.js';
 import { buildCancel } from './hop-by-hop.js';
 import { InviteClientTransaction } from './invite-client-transaction.js';
 import { InviteServerTransaction } from './invite-server-transaction.js';
-import { clientKey, clientKeyOfReply, serverKey } from './matching.js';
+import { clientKey, clientKeyOfReply, e2eKey, serverKey } from './matching.js';
 import { NonInviteClientTransaction } from './non-invite-client-transaction.js';
 import { NonInviteServerTransaction } from './non-invite-server-transaction.js';
 import { pickBranch, upstreamCode } from './reply-selection.js';
@@ -29,6 +29,8 @@ export interface TmOptions {
   timers: TmTimers;
   /** SER's noisy_ctimer: when 0, an INVITE ringing on its only branch is dropped silently at fr_inv_timer */
   noisyCtimer: boolean;
+  /** §16.3 step 4: answer 482 to a request that comes back unchanged; off, a loop ends by Max-Forwards (483) as in SER */
+  loopDetect?: boolean;
 }
 
 export interface TmStats {
@@ -62,6 +64,8 @@ export class TransactionManager implements TmApi {
   readonly server: TransactionTable<Cell> = new MapTable<Cell>();
   readonly clients: TransactionTable<ClientTransaction> = new MapTable<ClientTransaction>();
   private readonly byCtx = new WeakMap<MsgContext, Cell>();
+  /** INVITE cells that relayed a 2xx, by Call-ID/From-tag/CSeq, for the ACK callbacks */
+  private readonly accepted = new Map<string, Cell>();
   /** t_on_failure / t_on_reply armed before the transaction exists */
   private readonly armed = new WeakMap<MsgContext, { failure?: string; reply?: string }>();
   private readonly completedCbs: ((ev: TmCompletion) => void)[] = [];
@@ -157,6 +161,10 @@ export class TransactionManager implements TmApi {
     if (this.server.get(cell.key) === cell) this.server.delete(cell.key);
     cell.guard?.cancel();
     if (cell.finalSent) this.waiting--;
+    if (cell.relayed2xx) {
+      const k = e2eKey(cell.request);
+      if (this.accepted.get(k) === cell) this.accepted.delete(k);
+    }
   }
 
   /** "tm can handle only one transaction per request" (seed 003) */
@@ -222,7 +230,7 @@ export class TransactionManager implements TmApi {
     if (cell.localTag === undefined) cell.localTag = generateTag();
     let data: Buffer;
     try {
-      data = this.core.buildReply(ctx, code, reason, { toTag: cell.localTag });
+      data = this.core.buildReply(ctx, code, reason, code === 100 ? undefined : { toTag: cell.localTag });
     } catch (e) {
       this.core.log.log(L_ERR, `ERROR: tm: cannot build a ${code} reply: ${(e as Error).message}`);
       return false;
@@ -323,7 +331,15 @@ export class TransactionManager implements TmApi {
     const msg = ctx.msg;
     if (this.absorbAck(msg)) return 0;
     // an ACK for a 2xx: end to end, forwarded statelessly (§16.7 / §17)
-    const ev: TmE2eAck = { request: msg, flags: ctx.flags, src: ctx.src, ruri: ctx.ruri, ctx };
+    const inv = this.e2eAckCbs.length > 0 ? this.accepted.get(e2eKey(msg)) : undefined;
+    const ev: TmE2eAck = {
+      request: msg,
+      flags: ctx.flags,
+      src: ctx.src,
+      ruri: ctx.ruri,
+      ctx,
+      inviteFlags: inv?.flags,
+    };
     for (const fn of this.e2eAckCbs) {
       try {
         fn(ev);
@@ -368,7 +384,10 @@ export class TransactionManager implements TmApi {
     for (const b of cell.branches) {
       if (b === except || b.code !== 0) continue;
       if (b.tx.provisional) this.sendCancel(b);
-      else b.cancelWanted = true;
+      else {
+        b.cancelWanted = true;
+        b.tx.stopRetransmissions();
+      }
     }
   }
 
@@ -420,8 +439,9 @@ export class TransactionManager implements TmApi {
   /** the request as it leaves us, before Request-URI and Via: the script's edits, Max-Forwards decremented (§16.6 step 3) */
   private outBase(cell: Cell): SipMessage {
     if (cell.outBase) return cell.outBase;
+    // whether the script touched Max-Forwards shows on the request, not on a fresh parse
+    const mf = cell.request.headerFields().find((f) => f.key === 'max-forwards');
     const m = parseMessage(cell.request.serialize(), { datagram: true });
-    const mf = m.headerFields().find((f) => f.key === 'max-forwards');
     if (!mf) m.addHeader('Max-Forwards', '70');
     else if (mf.original) {
       // the script did not touch it (no mf_process_maxfwd_header): decrement here
@@ -441,6 +461,8 @@ export class TransactionManager implements TmApi {
     replicate: boolean,
   ): Promise<number> {
     const targets = await Promise.all(dests.map((d) => this.resolve(d, dest)));
+    // a CANCEL that came while the names resolved has answered the request already
+    if (cell.finalSent && !replicate) return 0;
     const base = this.outBase(cell);
     const method = cell.request.method;
     let started = 0;
@@ -453,7 +475,7 @@ export class TransactionManager implements TmApi {
         continue;
       }
       const lh = loopHash(cell.request, d.uri);
-      if (isLoop(cell.request, lh, this.core)) {
+      if (this.opts.loopDetect && isLoop(cell.request, lh, this.core)) {
         ctx.lastError = E_LOOP;
         this.core.log.log(L_WARN, 'WARNING: t_relay: loop detected');
         continue;
@@ -548,7 +570,10 @@ export class TransactionManager implements TmApi {
         if (rctx.drop && msg.status < 200) return;
         this.afterReplyRoute(cell, br, msg);
       };
-      if (r instanceof Promise) r.then(after, (e) => this.core.log.err(`tm: onreply_route failed: ${e}`));
+      if (r instanceof Promise)
+        r.then(after).catch((e) =>
+          this.core.log.err(`tm: reply processing failed: ${(e as Error)?.stack ?? e}`),
+        );
       else after();
       return;
     }
@@ -578,8 +603,11 @@ export class TransactionManager implements TmApi {
       // every 2xx of an INVITE goes upstream at once (§16.7 step 5); when the transaction
       // already sent a non-2xx upstream, the 2xx still goes, statelessly by its Via
       if (cell.uas.state === 'proceeding' || cell.uas.state === 'accepted') this.relayUpstream(cell, msg);
-      else void this.core.forwardReply(msg);
-      cell.relayed2xx = true;
+      else this.core.forwardReply(msg).catch(() => {});
+      if (!cell.relayed2xx) {
+        cell.relayed2xx = true;
+        this.accepted.set(e2eKey(cell.request), cell);
+      }
       // §16.7 step 10: the other branches are cancelled
       this.cancelPending(cell, br);
       return;
@@ -639,7 +667,9 @@ export class TransactionManager implements TmApi {
     if (idx < 0) return;
     cell.pickedCode = codes[idx];
     if (cell.onFailure && !cell.cancelled && !cell.sixxx) {
-      void this.runFailure(cell);
+      this.runFailure(cell).catch((e) =>
+        this.core.log.err(`tm: failure processing failed: ${(e as Error)?.stack ?? e}`),
+      );
       return;
     }
     this.sendBest(cell);

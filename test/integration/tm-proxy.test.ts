@@ -4,6 +4,8 @@
  * t_newtran (seed 003 Example 2-18) and a UDP → TCP transport change.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { parseSerArgs } from '../../src/cli/ser.js';
@@ -437,5 +439,17 @@ describe('stateful UA server (seed 003 Example 2-18)', {
     assert.equal(r2.reason, "I don't want to chat with you");
     await ser.waitLog(/New Transaction Arrived[\s\S]*New Transaction Arrived/);
     assert.equal(ser.stderr().match(/New Transaction Arrived/g)?.length, 2);
+  });
+
+  it('sipsak gets the 409 for sip:anna@ (the regex a@ matches anna@)', {
+    skip: !existsSync('/usr/bin/sipsak') && 'sipsak missing',
+  }, async () => {
+    const out = await new Promise<string>((res) =>
+      execFile('sipsak', ['-vv', '-s', `sip:anna@127.0.0.1:${ser.port}`], { timeout: 10_000 }, (_e, o) =>
+        res(o),
+      ),
+    );
+    assert.match(out, /SIP\/2\.0 409 Bizzar Error/);
+    assert.match(out, /final received/);
   });
 });

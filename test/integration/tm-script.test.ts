@@ -30,6 +30,7 @@ listen=udp:127.0.0.1:${port}
 fork=no
 loadmodule "sl.so"
 loadmodule "tm.so"
+modparam("tm", "loop_detect", 1)
 route {
   if (uri =~ "^sip:twice") {
     if (!t_reply("500", "no transaction yet")) { log(1, "t_reply refused\\n"); };
@@ -101,9 +102,71 @@ route {
     assert.equal((await drain(uas, 200)).length, 0, 'the retransmission did not go downstream');
   });
 
-  it('a request relayed back to us unchanged is a loop: 482', async () => {
+  it('with loop_detect, a request relayed back to us unchanged is a loop: 482', async () => {
     uac.send(request('OPTIONS', `sip:loop@127.0.0.1:${port}`, from()), port);
     const fin = await nextWhere(uac, (m) => !m.isRequest && m.status >= 200);
     assert.equal(fin.status, 482);
+  });
+
+  it('a reply that matches no transaction is forwarded statelessly by its Via', async () => {
+    const r = [
+      'SIP/2.0 200 OK',
+      `Via: SIP/2.0/UDP 127.0.0.1:${port};branch=z9hG4bKnotours`,
+      `Via: SIP/2.0/UDP 127.0.0.1:${uac.port};branch=z9hG4bKup`,
+      'From: <sip:a@b>;tag=1',
+      'To: <sip:c@d>;tag=2',
+      'Call-ID: stray-1',
+      'CSeq: 1 INVITE',
+      'Content-Length: 0',
+      '',
+      '',
+    ].join('\r\n');
+    uas.send(r, port);
+    const got = await nextWhere(uac, isStatus(200));
+    assert.equal(got.callId, 'stray-1');
+    assert.equal(got.vias.length, 1);
+  });
+});
+
+describe('a loop without loop_detect ends by Max-Forwards, as in SER (SCENARIOS S9.4, S21.22)', () => {
+  let srv: RunningServer;
+  let port: number;
+  let uac: UdpPeer;
+  before(async () => {
+    port = await freePort();
+    uac = await UdpPeer.open();
+    srv = await startServer(parseSerArgs(['-f', 'mem.cfg', '-D']), {
+      logSink: new MemorySink(),
+      configText: `listen=udp:127.0.0.1:${port}
+fork=no
+loadmodule "sl.so"
+loadmodule "tm.so"
+loadmodule "maxfwd.so"
+route {
+  if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); break; };
+  t_relay();
+}
+`,
+    });
+  });
+  after(async () => {
+    uac.close();
+    await srv.stop();
+  });
+  it('MESSAGE to the proxy itself comes back as 483 and the server lives on', async () => {
+    uac.send(
+      request('MESSAGE', `sip:bob@127.0.0.1:${port}`, { ip: '127.0.0.1', port: uac.port }, [
+        'Max-Forwards: 10',
+      ]),
+      port,
+    );
+    const fin = await nextWhere(uac, (m) => !m.isRequest && m.status >= 200, 5000);
+    assert.equal(fin.status, 483);
+    assert.equal(fin.vias.length, 1);
+    uac.send(
+      request('OPTIONS', `sip:x@127.0.0.1:${port}`, { ip: '127.0.0.1', port: uac.port }, ['Max-Forwards: 0']),
+      port,
+    );
+    assert.equal((await nextWhere(uac, (m) => !m.isRequest && m.status >= 200)).status, 483);
   });
 });

@@ -185,7 +185,8 @@ describe('proxy core on a ManualClock', () => {
     assert.equal(await tm.relay(invite('z9hG4bKup1', 'CANCEL')), 1);
     assert.deepEqual(codes(f.up), [100, 200]);
     assert.equal(f.up[1].msg.cseq.method, 'CANCEL');
-    assert.deepEqual(codes(f.down), ['INVITE']);
+    f.c.advance(3000);
+    assert.deepEqual(codes(f.down), ['INVITE'], 'retransmissions stop, no CANCEL yet');
     tm.receiveReply(answer(out, 180), origin);
     assert.deepEqual(codes(f.down), ['INVITE', 'CANCEL']);
     assert.deepEqual(codes(f.up), [100, 200, 180]);
@@ -234,5 +235,77 @@ describe('proxy core on a ManualClock', () => {
     assert.deepEqual(codes(f.up), [100, 404], 'the best of 486 and 404');
     assert.deepEqual(done, [404]);
     assert.deepEqual(flags, [4]);
+  });
+});
+
+describe('serial forking over two failure_routes (seed 003 Example 2-21 shape)', () => {
+  it('failure_route[1] re-arms failure_route[2], which answers with t_reply', async () => {
+    const { f, tm } = setup();
+    const order: string[] = [];
+    f.routes.set('failure:1', (ctx) => {
+      order.push('1');
+      ctx.branches.push({ uri: 'sip:carol@10.0.0.4:5060', q: -1 });
+      tm.arm(ctx, 'failure', '2');
+      return tm.relay(ctx);
+    });
+    f.routes.set('failure:2', (ctx) => {
+      order.push('2');
+      // no new branch: t_relay fails, the script answers itself
+      return tm.relay(ctx).then((r) => {
+        assert.equal(r, -1);
+        return tm.reply(ctx, 480, 'Temporarily Unavailable');
+      });
+    });
+    const ctx = invite();
+    tm.arm(ctx, 'failure', '1');
+    await tm.relay(ctx);
+    tm.receiveReply(answer(f.down[0].msg, 486), origin);
+    await new Promise((r) => setImmediate(r));
+    const carol = f.down.find((d) => d.msg.ruri === 'sip:carol@10.0.0.4:5060');
+    assert.ok(carol);
+    f.c.advance(30_010); // carol never answers: fr_timer, 408
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(order, ['1', '2']);
+    assert.deepEqual(codes(f.up), [100, 480]);
+    assert.equal(f.up[1].msg.reason, 'Temporarily Unavailable');
+  });
+});
+
+describe('Max-Forwards and loops in the proxy core', () => {
+  const withMf = (mf: string | undefined, branch: string) => {
+    const ctx = invite(branch, 'OPTIONS');
+    if (mf === undefined) ctx.msg.removeHeader('max-forwards');
+    else ctx.msg.replaceHeader('Max-Forwards', mf);
+    // a fresh parse: the header counts as received
+    return new MessageContext(parseMessage(ctx.msg.serialize(), { datagram: true }), SRC, ME, 'request');
+  };
+
+  it('decrements a received Max-Forwards, adds 70 when missing, keeps what the script set', async () => {
+    const { f, tm } = setup();
+    await tm.relay(withMf('5', 'z9hG4bKm1'));
+    assert.equal(f.down[0].msg.maxForwards, 4);
+    await tm.relay(withMf(undefined, 'z9hG4bKm2'));
+    assert.equal(f.down[1].msg.maxForwards, 70);
+    const ctx = withMf('5', 'z9hG4bKm3');
+    ctx.msg.replaceHeader('Max-Forwards', '4'); // mf_process_maxfwd_header did it
+    await tm.relay(ctx);
+    assert.equal(f.down[2].msg.maxForwards, 4);
+  });
+
+  it('Max-Forwards 0 is answered 483 and not forwarded', async () => {
+    const { f, tm } = setup();
+    assert.equal(await tm.relay(withMf('0', 'z9hG4bKm4')), 0);
+    assert.deepEqual(codes(f.up), [483]);
+    assert.equal(f.down.length, 0);
+  });
+
+  it('the 100 Trying carries no To-tag; the final reply a stable one', async () => {
+    const { f, tm } = setup();
+    await tm.relay(invite('z9hG4bKt1'));
+    assert.equal(f.up[0].msg.toTag, undefined);
+    f.c.advance(30_010);
+    assert.ok(f.up[1].msg.toTag);
+    await tm.relay(invite('z9hG4bKt1'));
+    assert.equal(f.up[2].msg.toTag, f.up[1].msg.toTag);
   });
 });

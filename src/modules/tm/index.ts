@@ -111,6 +111,7 @@ export default defineModule<TmState>({
     retr_timer2: intParam(DEFAULT_TIMERS.t2, 10, 'retr_timer2 (milliseconds)'),
     retr_timer4: intParam(DEFAULT_TIMERS.t4, 0, 'retr_timer4 (milliseconds)'),
     noisy_ctimer: intParam(0, 0, 'noisy_ctimer'),
+    loop_detect: intParam(0, 0, 'loop_detect'),
   },
   init(core, params) {
     const timers: TmTimers = {
@@ -122,7 +123,11 @@ export default defineModule<TmState>({
       t4: Number(params.retr_timer4),
     };
     if (timers.t2 < timers.t1) throw new FixupError('retr_timer2 must not be below retr_timer1');
-    const tm = new TransactionManager(core, { timers, noisyCtimer: Number(params.noisy_ctimer) !== 0 });
+    const tm = new TransactionManager(core, {
+      timers,
+      noisyCtimer: Number(params.noisy_ctimer) !== 0,
+      loopDetect: Number(params.loop_detect) !== 0,
+    });
     core.setReplyHandler((msg, origin) => tm.receiveReply(msg, origin));
     const st: TmState = { core, tm };
     core.addStats('tm', () => statsOf(st));
