@@ -7,6 +7,7 @@ import { mysql, postgres } from './dbdrivers/index.js';
 import exec from './exec/index.js';
 import maxfwd from './maxfwd/index.js';
 import registrar from './registrar/index.js';
+import rr from './rr/index.js';
 import sl from './sl/index.js';
 import textops from './textops/index.js';
 import { uri, uriDb } from './uri/index.js';
@@ -30,5 +31,6 @@ export const modules: Record<string, ModuleDef<any>> = {
   auth_db: authDb,
   uri,
   uri_db: uriDb,
+  rr,
   tm,
 };
