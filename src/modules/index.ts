@@ -1,5 +1,6 @@
 /** Every module this build has, by the name `loadmodule "…/name.so"` selects. */
 import core from '../core/actions.js';
+import acc from './acc/index.js';
 import type { ModuleDef } from '../core/module.js';
 import { mysql, postgres } from './dbdrivers/index.js';
 import exec from './exec/index.js';
@@ -22,4 +23,5 @@ export const modules: Record<string, ModuleDef<any>> = {
   postgres,
   usrloc,
   registrar,
+  acc,
 };
