@@ -4,9 +4,11 @@
  * fed to acc's handlers as tm reports them (TmCompletion / TmE2eAck); the databases are real.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 import { callsFromAcc, queryCdrs } from '../../src/acc/cdr-query.js';
 import type { CoreApi } from '../../src/core/api.js';
@@ -15,7 +17,7 @@ import type { ParamValue } from '../../src/core/module.js';
 import { MessageContext } from '../../src/core/msg-context.js';
 import { systemClock, TimerWheel } from '../../src/core/timer.js';
 import { type Backend, type Db, openDb } from '../../src/db/index.js';
-import acc, { type AccState, cdrFilter, onCompleted, onE2eAck } from '../../src/modules/acc/index.js';
+import acc, { type AccState, cdrFilter } from '../../src/modules/acc/index.js';
 import { checkLogFmt } from '../../src/modules/acc/log-fmt.js';
 import { parseMessage, type SipMessage } from '../../src/sip/message.js';
 import type { TmApi, TmCompletion, TmE2eAck } from '../../src/tm/api.js';
@@ -311,11 +313,10 @@ describe('acc: SQL records', () => {
     const h = await harness({ db_url: sqliteUrl(), db_flag: 2 });
     assert.throws(
       () =>
-        (acc.functions!.acc_db_request.signatures[0][1].fixup as Function)({
-          kind: 'string',
-          value: 'a b',
-          quote: '"',
-        }),
+        acc.functions!.acc_db_request.signatures[0][1].fixup(
+          { kind: 'string', value: 'a b', quote: '"' },
+          { routeKind: 'request', routeExists: () => true, modules: new Set() },
+        ),
       /invalid table name/,
     );
     await h.close();
@@ -559,6 +560,62 @@ describe('acc: call records (cdr) and seed 000 self-join', () => {
     });
     assert.equal(typeof cdrFilter(['a', 'x']), 'string');
     assert.equal(typeof cdrFilter(['a', '1h', 'ten']), 'string');
+  });
+});
+
+function serctl(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number; out: string; err: string }> {
+  const bin = fileURLToPath(new URL('../../src/cli/serctl.js', import.meta.url));
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [bin, ...args],
+      { env: { PATH: process.env.PATH, ...env }, timeout: 15000 },
+      (e, out, err) => resolve({ code: e ? (typeof e.code === 'number' ? e.code : 99) : 0, out, err }),
+    );
+  });
+}
+
+describe('serctl cdr', () => {
+  it('lists the calls (filter by user, --since, --limit, --json); --from-acc gives the seed query answer', async () => {
+    const tdb = await makeTestDb('sqlite');
+    const h = await harness({ db_url: tdb.url, db_flag: 2 });
+    try {
+      await callScenario(h, 2000);
+      assert.equal(await h.st.writer!.flush(), true);
+      const env = { SER_DBURL: tdb.url };
+      const all = await serctl(['cdr'], env);
+      assert.equal(all.code, 0, all.err);
+      assert.match(
+        all.out,
+        /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d sip:alice@iptel\.org -> sip:bob@iptel\.org answered 200 duration=2s hangup=caller call_id=e9e3a6f0@195\.37\.77\.100\n$/,
+      );
+      const bob = await serctl(['cdr', 'bob', '--since', '1h', '--json'], env);
+      assert.equal(bob.code, 0, bob.err);
+      const calls = JSON.parse(bob.out);
+      assert.equal(calls.length, 1);
+      assert.equal(calls[0].durationMs, 2000);
+      const nobody = await serctl(['cdr', 'carol'], env);
+      assert.equal(nobody.code, 4);
+      const future = await serctl(['cdr', '--since=2999-01-01'], env);
+      assert.equal(future.code, 0);
+      assert.equal(future.out, '');
+      const bad = await serctl(['cdr', '--since', 'tomorrow'], env);
+      assert.equal(bad.code, 1);
+      assert.match(bad.err, /bad time 'tomorrow'/);
+      const seed = await serctl(['cdr', '--from-acc'], env);
+      assert.equal(seed.code, 0, seed.err);
+      assert.match(seed.out, /Chiamante.*Chiamato.*Callid.*Data.*Ora.*Durata/);
+      assert.match(
+        seed.out,
+        /sip:alice@iptel\.org .*sip:bob@iptel\.org .*e9e3a6f0@195\.37\.77\.100 .*00:00:02/,
+      );
+    } finally {
+      await h.close();
+      await tdb.cleanup();
+    }
   });
 });
 
