@@ -6,7 +6,7 @@ import type { SendTarget } from '../net/transports.js';
 import type { Via } from '../sip/headers.js';
 import type { SipMessage } from '../sip/message.js';
 import type { CoreConfig } from './config.js';
-import type { Endpoint, MsgContext } from './context.js';
+import type { Endpoint, MsgContext, Proto } from './context.js';
 import type { Logger } from './log.js';
 import type { RouteKind } from './module.js';
 import type { Myself } from './myself.js';
@@ -56,6 +56,15 @@ export interface CoreApi {
   hasRoute(kind: RouteKind, name: string): boolean;
   /** a context for a message that did not come through the request pipeline (a reply, a stored request) */
   createContext(msg: SipMessage, origin: Origin, kind: RouteKind): MsgContext;
+  /**
+   * SER's forward(): send a request statelessly to `dest` or the next hop of its destination
+   * URI / Request-URI (tm relays ACKs for 2xx and CANCELs it has no transaction for this way)
+   */
+  forwardRequest(
+    ctx: MsgContext,
+    dest?: { host: string; port?: number; proto?: Proto },
+    asIs?: boolean,
+  ): Promise<number>;
   /** forward a reply statelessly by its Via (our Via removed); false when it could not go */
   forwardReply(msg: SipMessage): Promise<boolean>;
   /** is this Via one of ours (host and port are ours) */

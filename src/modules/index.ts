@@ -8,6 +8,7 @@ import maxfwd from './maxfwd/index.js';
 import registrar from './registrar/index.js';
 import sl from './sl/index.js';
 import textops from './textops/index.js';
+import tm from './tm/index.js';
 import usrloc from './usrloc/index.js';
 import xlog from './xlog/index.js';
 
@@ -23,5 +24,6 @@ export const modules: Record<string, ModuleDef<any>> = {
   postgres,
   usrloc,
   registrar,
+  tm,
   acc,
 };
