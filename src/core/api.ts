@@ -21,6 +21,8 @@ export interface ReplyExtras {
   toTag?: string;
 }
 
+export type ForwardHook = (ctx: MsgContext, target: SendTarget) => (() => void) | undefined;
+
 /** Where a received message came from, for answering it. */
 export interface Origin {
   readonly src: Endpoint;
@@ -48,6 +50,15 @@ export interface CoreApi {
   viaFor(target: SendTarget, branch: string): string | undefined;
   /** run before the script for each request: return false to stop processing (sl's ACK filter) */
   addRequestFilter(fn: (ctx: MsgContext) => boolean): void;
+  /**
+   * Called for each request about to leave toward `target` (a stateless forward, each tm
+   * branch), after our Via is in and before the bytes are made: rr adds its second
+   * Record-Route when the request leaves on another socket than it came in on. The hook
+   * may edit ctx.msg and returns how to undo that edit, or undefined.
+   */
+  addForwardHook(fn: ForwardHook): void;
+  /** run every forward hook for one outgoing request; call the returned function after serializing */
+  beforeForward(ctx: MsgContext, target: SendTarget): () => void;
   /** replies are offered here first (tm); return true when claimed */
   setReplyHandler(fn: (msg: SipMessage, origin: Origin) => boolean): void;
   /** run a block of the script (failure_route, onreply_route …) for a context; errors are logged */

@@ -6,6 +6,7 @@ import { mysql, postgres } from './dbdrivers/index.js';
 import exec from './exec/index.js';
 import maxfwd from './maxfwd/index.js';
 import registrar from './registrar/index.js';
+import rr from './rr/index.js';
 import sl from './sl/index.js';
 import textops from './textops/index.js';
 import tm from './tm/index.js';
@@ -24,6 +25,7 @@ export const modules: Record<string, ModuleDef<any>> = {
   postgres,
   usrloc,
   registrar,
+  rr,
   tm,
   acc,
 };
