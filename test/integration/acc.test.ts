@@ -153,7 +153,8 @@ describe('seed 003 Example 3-9 (acc.cfg): syslog accounting through the proxy', 
 
 /** seed 003 §3.2.8's fragment inside a route with a registrar, reporting to SQL as well */
 function missedCallsCfg(dbUrl: string): string {
-  return `debug=1
+  // acc's log_level defaults to 2 (L_NOTICE), as in SER
+  return `debug=2
 loadmodule "modules/sl/sl.so"
 loadmodule "modules/tm/tm.so"
 loadmodule "modules/usrloc/usrloc.so"
