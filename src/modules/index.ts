@@ -2,6 +2,8 @@
 import core from '../core/actions.js';
 import acc from './acc/index.js';
 import type { ModuleDef } from '../core/module.js';
+import auth from './auth/index.js';
+import authDb from './auth_db/index.js';
 import { mysql, postgres } from './dbdrivers/index.js';
 import exec from './exec/index.js';
 import maxfwd from './maxfwd/index.js';
@@ -10,6 +12,7 @@ import rr from './rr/index.js';
 import sl from './sl/index.js';
 import textops from './textops/index.js';
 import tm from './tm/index.js';
+import { uri, uriDb } from './uri/index.js';
 import usrloc from './usrloc/index.js';
 import xlog from './xlog/index.js';
 
@@ -28,4 +31,8 @@ export const modules: Record<string, ModuleDef<any>> = {
   rr,
   tm,
   acc,
+  auth,
+  auth_db: authDb,
+  uri,
+  uri_db: uriDb,
 };

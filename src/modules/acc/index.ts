@@ -16,6 +16,7 @@ import { DEFAULT_DB_URL, openDb, parseDbUrl } from '../../db/index.js';
 import * as A from '../../script/args.js';
 import type { SipMessage } from '../../sip/message.js';
 import type { TmApi, TmCompletion, TmE2eAck } from '../../tm/api.js';
+import { authorizedCredentials } from '../auth/credentials.js';
 import { AccDbWriter, type DbOp } from './db-writer.js';
 import {
   ACC_ACKED,
@@ -68,10 +69,10 @@ export interface AccState {
 /** is flag `n` (1–31; 0 = off, as in SER) set in `flags` */
 const flagged = (flags: number, n: number) => n > 0 && (flags & (1 << n)) !== 0;
 
+/** the credentials www_authorize/proxy_authorize accepted for the request */
 function digestOf(ctx: MsgContext | undefined): DigestCred | undefined {
-  const u = ctx?.avps.get('auth/username')?.[0];
-  const r = ctx?.avps.get('auth/realm')?.[0];
-  return u !== undefined && r !== undefined ? { username: String(u), realm: String(r) } : undefined;
+  const c = ctx && authorizedCredentials(ctx);
+  return c ? { username: c.username, realm: c.realm } : undefined;
 }
 
 function writeLog(st: AccState, lead: string, rec: AccRecord): void {
