@@ -76,8 +76,9 @@ function digestOf(ctx: MsgContext | undefined): DigestCred | undefined {
 }
 
 function writeLog(st: AccState, lead: string, rec: AccRecord): void {
-  st.core.log.log(st.cfg.logLevel, formatLine(lead, st.cfg.logFmt, rec));
   st.stats.log_records++;
+  if (st.core.log.enabled(st.cfg.logLevel))
+    st.core.log.log(st.cfg.logLevel, formatLine(lead, st.cfg.logFmt, rec));
 }
 
 function writeDb(st: AccState, table: string, rec: AccRecord, missed: boolean): void {
@@ -133,7 +134,14 @@ export function onCompleted(st: AccState, ev: TmCompletion): void {
     if (flagged(ev.flags, c.logFlag)) writeLog(st, ACC_ANSWERED, record());
     if (flagged(ev.flags, c.dbFlag)) writeDb(st, c.tableAcc, record(), false);
   }
-  if (isInvite && ev.code >= 200 && ev.code < 300 && st.inviteStatus.size < 100_000) {
+  // the ACK report carries the INVITE's status; kept only for a moment (bounded)
+  if (
+    isInvite &&
+    ev.code < 300 &&
+    c.reportAck &&
+    (flagged(ev.flags, c.logFlag) || flagged(ev.flags, c.dbFlag))
+  ) {
+    if (st.inviteStatus.size >= 10_000) st.inviteStatus.clear();
     st.inviteStatus.set(statusKey(rq), { code: ev.code, reason: ev.reason });
   }
   if (!st.cdr) return;
@@ -452,9 +460,7 @@ export default defineModule<AccState>({
     if (cdr) {
       const every = Math.min(60_000, cdrTimeout);
       const tick = () => {
-        cdr.sweep(Date.now());
-        // ACK statuses are only needed for a moment after the 2xx
-        if (st.inviteStatus.size > 10_000) st.inviteStatus.clear();
+        cdr.sweep(wallTime(st, core.clock.now()).getTime());
         st.sweep = core.timers.add(every, tick);
       };
       st.sweep = core.timers.add(every, tick);
