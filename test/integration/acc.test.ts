@@ -216,6 +216,12 @@ describe('seed 003 §3.2.8: reporting missed calls', { skip: !haveSipp && 'sipp 
       ua.send(inv, ser.port); // retransmission: absorbed by the transaction
       const r2 = await ua.nextMsg();
       assert.equal(r2.status, 404);
+      // the ACK of the 404 (same branch, the 404's To-tag) takes the ACK || t_newtran path: no report
+      const ack = inv
+        .replace(/^INVITE /, 'ACK ')
+        .replace(/CSeq: 1 INVITE/, 'CSeq: 1 ACK')
+        .replace(/^To: .*$/m, `To: ${r1.header('To')}`);
+      ua.send(ack, ser.port);
       const msg = request('MESSAGE', `sip:nobody@127.0.0.1:${ser.port}`, { ip: '127.0.0.1', port: ua.port });
       ua.send(msg, ser.port);
       assert.equal((await ua.nextMsg()).status, 404);
@@ -537,6 +543,43 @@ route {
       callee.close();
       await ser.stop();
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('start-up', () => {
+  it('a malformed db_url is a load error with file:line:column; an unreachable database is not', async () => {
+    await assert.rejects(
+      startSer(`loadmodule "tm.so"
+loadmodule "acc.so"
+modparam("acc", "db_url", "mysql:ser:heslo@localhost/ser")
+modparam("acc", "db_flag", 1)
+route { t_relay(); }`),
+      /ser\.cfg:\d+:\d+: parameter 'db_url' of module 'acc': invalid db_url "mysql:ser:\*\*\*@localhost\/ser"/,
+    );
+    await assert.rejects(
+      startSer(`loadmodule "tm.so"
+loadmodule "acc.so"
+modparam("acc", "radius_flag", 1)
+route { t_relay(); }`),
+      /ser\.cfg:\d+:\d+: parameter 'radius_flag' of module 'acc': radius_flag: RADIUS accounting is not available/,
+    );
+    await assert.rejects(
+      startSer(`loadmodule "acc.so"
+route { break; }`),
+      /needs module 'tm'/,
+    );
+    const port = await freePort();
+    const ser = await startSer(`debug=1
+loadmodule "tm.so"
+loadmodule "acc.so"
+modparam("acc", "db_url", "postgres://nobody@127.0.0.1:${port}/ser")
+modparam("acc", "db_flag", 1)
+route { t_relay(); }`);
+    try {
+      assert.equal(ser.proc.exitCode, null, 'running although the database cannot be reached');
+    } finally {
+      await ser.stop();
     }
   });
 });
