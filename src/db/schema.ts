@@ -18,6 +18,8 @@
  *   caller_UUID/callee_UUID are spelled lower case;
  * - no zero dates ('0000-00-00'): datetime columns default to CURRENT_TIMESTAMP (UTC);
  * - subscriber/pending password is 64 wide (0.9: 25), phplib_id is NULL-able and unique.
+ *
+ * EXTRA_TABLES are ours (acc's `cdr`): known for their layout, created on first use.
  */
 import type { Db, Queryable } from './api.js';
 import { type Backend, DbError } from './errors.js';
@@ -312,7 +314,52 @@ export const SER_TABLES: readonly TableDef[] = [
   },
 ];
 
-const BY_NAME = new Map(SER_TABLES.map((t) => [t.name, t]));
+/**
+ * Tables of ours, not SER's: created by the module that fills them when first used, not by
+ * `serctl db create`, and listed by `serctl db show` under the other tables.
+ */
+export const EXTRA_TABLES: readonly TableDef[] = [
+  {
+    name: 'cdr',
+    version: 1,
+    comment: 'calls correlated by acc from INVITE, ACK and BYE (not in SER: seed 000 did it by hand)',
+    columns: [
+      serial('id'),
+      vc('sip_callid', 255),
+      vc('from_tag', 128),
+      vc('to_tag', 128),
+      vc('caller', 255),
+      vc('callee', 255),
+      vc('caller_user', 64),
+      vc('caller_domain', 128),
+      vc('callee_user', 64),
+      vc('callee_domain', 128),
+      vc('i_uri', 255),
+      vc('src_ip', 50),
+      vc('digest_username', 64),
+      vc('digest_realm', 128),
+      { name: 'setup_time', type: 'datetime', default: NOW },
+      { name: 'start_time', type: 'datetime', nullable: true },
+      { name: 'end_time', type: 'datetime', nullable: true },
+      int('duration'),
+      { name: 'duration_ms', type: 'bigint', default: 0 },
+      int('sip_code'),
+      vc('sip_reason', 128),
+      vc('disposition', 16),
+      vc('hangup', 16),
+    ],
+    primaryKey: ['id'],
+    indexes: [
+      { name: 'callid', columns: ['sip_callid'] },
+      { name: 'caller', columns: ['caller_user', 'caller_domain'] },
+      { name: 'callee', columns: ['callee_user', 'callee_domain'] },
+      { name: 'start', columns: ['setup_time'] },
+    ],
+  },
+];
+
+const BY_NAME = new Map([...SER_TABLES, ...EXTRA_TABLES].map((t) => [t.name, t]));
+const SER_NAMES = new Set(SER_TABLES.map((t) => t.name));
 /** extra table names created with a SER layout (per-domain tables: save("mydomain1")) */
 const ALIASES = new Map<string, TableDef>();
 
@@ -458,9 +505,9 @@ export async function createTable(db: Queryable, layout: string, name = layout):
   await setVersion(db, name, t.version);
 }
 
-/** Drops the SER tables (all, including version, or `tables`). Backs `serctl db drop`. */
+/** Drops the SER tables and ours (all, including version, or `tables`). Backs `serctl db drop`. */
 export async function dropSchema(db: Queryable, opts: { tables?: readonly string[] } = {}): Promise<void> {
-  const tables = pick(opts.tables);
+  const tables = opts.tables ? pick(opts.tables) : [...EXTRA_TABLES, ...SER_TABLES];
   const present = new Set(await listTablesOf(db));
   for (const t of tables) {
     await db.exec(`DROP TABLE IF EXISTS ${db.quoteIdent(t.name)}`);
@@ -522,7 +569,7 @@ export async function schemaStatus(db: Queryable): Promise<SchemaStatus> {
     comment: t.comment,
   }));
   const other = [...present]
-    .filter((n) => !BY_NAME.has(n))
+    .filter((n) => !SER_NAMES.has(n))
     .map((n) => ({ name: n, version: versions.get(n) ?? null }));
   return {
     backend: db.backend,

@@ -1,5 +1,6 @@
 /** Every module this build has, by the name `loadmodule "…/name.so"` selects. */
 import core from '../core/actions.js';
+import acc from './acc/index.js';
 import type { ModuleDef } from '../core/module.js';
 import auth from './auth/index.js';
 import authDb from './auth_db/index.js';
@@ -10,8 +11,8 @@ import registrar from './registrar/index.js';
 import rr from './rr/index.js';
 import sl from './sl/index.js';
 import textops from './textops/index.js';
-import { uri, uriDb } from './uri/index.js';
 import tm from './tm/index.js';
+import { uri, uriDb } from './uri/index.js';
 import usrloc from './usrloc/index.js';
 import xlog from './xlog/index.js';
 
@@ -27,10 +28,11 @@ export const modules: Record<string, ModuleDef<any>> = {
   postgres,
   usrloc,
   registrar,
+  rr,
+  tm,
+  acc,
   auth,
   auth_db: authDb,
   uri,
   uri_db: uriDb,
-  rr,
-  tm,
 };
