@@ -2,8 +2,11 @@
 import core from '../core/actions.js';
 import type { ModuleDef } from '../core/module.js';
 import { mysql, postgres } from './dbdrivers/index.js';
+import domain from './domain/index.js';
 import exec from './exec/index.js';
+import group from './group/index.js';
 import maxfwd from './maxfwd/index.js';
+import permissions from './permissions/index.js';
 import registrar from './registrar/index.js';
 import sl from './sl/index.js';
 import textops from './textops/index.js';
@@ -22,4 +25,7 @@ export const modules: Record<string, ModuleDef<any>> = {
   postgres,
   usrloc,
   registrar,
+  group,
+  domain,
+  permissions,
 };
