@@ -488,6 +488,20 @@ async function withDb<T>(c: Ctl, fn: (db: Db) => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * Tells a running server that a subscriber changed, so auth_db's row cache does not keep
+ * an old password or a removed user. Best effort: no server, no FIFO, or no auth_db
+ * loaded is fine (the database is the truth; the cache lives a few seconds).
+ */
+async function flushAuthCache(c: Ctl, user: string): Promise<void> {
+  if (!existsSync(c.o.fifo)) return;
+  try {
+    await fifoCall(c.o.fifo, 'auth_db_flush', [user], { timeoutMs: Math.min(c.o.timeoutMs, 2000) });
+  } catch {
+    /* not running or not listening: nothing is cached there */
+  }
+}
+
 async function cmdAdd(c: Ctl, args: string[]): Promise<number> {
   need(args, 3, 3, 'add <username> <password> <email>');
   const [who, password, email] = args;
@@ -510,6 +524,7 @@ async function cmdAdd(c: Ctl, args: string[]): Promise<number> {
       datetime_created: now,
       datetime_modified: now,
     });
+    await flushAuthCache(c, user);
     c.io.out('new user added\n');
     return EX_OK;
   });
@@ -526,6 +541,7 @@ async function cmdPasswd(c: Ctl, args: string[]): Promise<number> {
       { ...cr, password: c.o.storePassword ? args[1] : '', datetime_modified: new Date() },
     );
     if (n === 0) throw new Exit(EX_NOTFOUND, `user '${user}@${domain}' not found`);
+    await flushAuthCache(c, user);
     c.io.out('password change succeeded\n');
     return EX_OK;
   });
@@ -541,6 +557,7 @@ async function cmdRm(c: Ctl, args: string[]): Promise<number> {
       return k;
     });
     if (n === 0) throw new Exit(EX_NOTFOUND, `user '${user}@${domain}' not found`);
+    await flushAuthCache(c, user);
     c.io.out('user removed\n');
     return EX_OK;
   });

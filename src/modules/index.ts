@@ -1,6 +1,8 @@
 /** Every module this build has, by the name `loadmodule "…/name.so"` selects. */
 import core from '../core/actions.js';
 import type { ModuleDef } from '../core/module.js';
+import auth from './auth/index.js';
+import authDb from './auth_db/index.js';
 import { mysql, postgres } from './dbdrivers/index.js';
 import domain from './domain/index.js';
 import exec from './exec/index.js';
@@ -10,6 +12,7 @@ import permissions from './permissions/index.js';
 import registrar from './registrar/index.js';
 import sl from './sl/index.js';
 import textops from './textops/index.js';
+import { uri, uriDb } from './uri/index.js';
 import usrloc from './usrloc/index.js';
 import xlog from './xlog/index.js';
 
@@ -25,6 +28,10 @@ export const modules: Record<string, ModuleDef<any>> = {
   postgres,
   usrloc,
   registrar,
+  auth,
+  auth_db: authDb,
+  uri,
+  uri_db: uriDb,
   group,
   domain,
   permissions,

@@ -2,7 +2,7 @@
  * HTTP Digest computations for SIP authentication: RFC 2617 (MD5, MD5-sess, qop auth and
  * auth-int) and RFC 7616 / RFC 8760 (SHA-256, SHA-256-sess).
  */
-import { createHash } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 
 export type DigestAlgorithm = 'MD5' | 'MD5-sess' | 'SHA-256' | 'SHA-256-sess';
 
@@ -88,4 +88,36 @@ export function digestResponse(d: DigestInput): string {
   const ha1 = computeHA1(alg, d.username, d.realm, d.password, d.nonce, d.cnonce, { ha1: d.passwordIsHA1 });
   const ha2 = computeHA2(alg, d.method, d.uri, d.qop, d.body);
   return computeResponse(alg, ha1, d.nonce, ha2, d.qop, d.nc, d.cnonce);
+}
+
+/**
+ * Compares two response values in time that does not depend on where they differ (so a
+ * forger learns nothing from timing). Both sides are hashed first: equal lengths, and the
+ * length of the expected value is not revealed either.
+ */
+export function safeEqual(a: string, b: string): boolean {
+  const ha = createHash('sha256').update(a.toLowerCase()).digest();
+  const hb = createHash('sha256').update(b.toLowerCase()).digest();
+  return timingSafeEqual(ha, hb);
+}
+
+export interface ChallengeInput {
+  realm: string;
+  nonce: string;
+  /** qop options to offer, e.g. ['auth'] or ['auth', 'auth-int']; none for RFC 2069 clients */
+  qop?: readonly string[];
+  algorithm?: string;
+  stale?: boolean;
+  opaque?: string;
+}
+
+/** A Digest challenge value for WWW-Authenticate / Proxy-Authenticate (RFC 2617 §3.2.1). */
+export function formatChallenge(c: ChallengeInput): string {
+  const q = (s: string) => `"${s.replace(/["\\]/g, '\\$&')}"`;
+  let v = `Digest realm=${q(c.realm)}, nonce=${q(c.nonce)}`;
+  if (c.opaque !== undefined) v += `, opaque=${q(c.opaque)}`;
+  if (c.qop && c.qop.length > 0) v += `, qop=${q(c.qop.join(','))}`;
+  if (c.stale) v += ', stale=true';
+  v += `, algorithm=${c.algorithm ?? 'MD5'}`;
+  return v;
 }

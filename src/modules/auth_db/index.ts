@@ -1,0 +1,188 @@
+/**
+ * auth_db — digest credentials from the subscriber table: www_authorize(realm, table)
+ * checks the Authorization header of a request (REGISTER), proxy_authorize(realm, table)
+ * the Proxy-Authorization header (requests a proxy relays). The protocol checks are the
+ * auth module's; this module supplies the HA1 (stored, or computed from a plain password).
+ */
+import type { MsgContext } from '../../core/context.js';
+import { L_ERR } from '../../core/log.js';
+import { type ArgSpec, defineModule, FixupError, REQUEST_ROUTES } from '../../core/module.js';
+import { DEFAULT_DB_URL, type Db, isDbError, openDb } from '../../db/index.js';
+import * as A from '../../script/args.js';
+import { describeArg } from '../../script/args.js';
+import { digestHash } from '../../sip/digest.js';
+import {
+  AUTH_INVALID_PASSWORD,
+  AUTH_OK,
+  AUTH_USER_UNKNOWN,
+  authorize,
+  type Ha1Lookup,
+  type Ha1Source,
+  type HfType,
+} from '../auth/authorize.js';
+import { authReply } from '../auth/challenge.js';
+import type { AuthState } from '../auth/state.js';
+import { type SubscriberRow, SubscriberStore } from './store.js';
+
+export interface AuthDbState {
+  auth: AuthState;
+  store: SubscriberStore;
+  calculateHa1: boolean;
+}
+
+function tableArg(): ArgSpec<string> {
+  return {
+    name: 'table',
+    fixup(a) {
+      if ((a.kind !== 'string' && a.kind !== 'ident') || a.value === '')
+        throw new FixupError(`table must be a table name, not ${describeArg(a)}`);
+      if (!/^[A-Za-z_][\w.]*$/.test(a.value)) throw new FixupError(`"${a.value}" is not a table name`);
+      return a.value;
+    },
+  };
+}
+
+/** HA1 for the credentials from a subscriber row. */
+export function ha1Of(
+  st: AuthDbState,
+  row: SubscriberRow,
+  q: { username: string; realm: string; algorithm: string },
+): Ha1Lookup {
+  if (st.calculateHa1) {
+    // the column holds the plain password: any algorithm can be computed
+    return { kind: 'ha1', ha1: digestHash(q.algorithm, `${q.username}:${q.realm}:${row.password}`) };
+  }
+  if (q.algorithm.toUpperCase().startsWith('SHA-256')) {
+    st.auth.core.log.log(
+      L_ERR,
+      `ERROR: auth_db: ${q.algorithm} needs calculate_ha1=1 (the stored HA1 columns are MD5)`,
+    );
+    return { kind: 'error' };
+  }
+  // "user@domain" usernames were hashed with the whole name: the ha1b column (SER)
+  const stored = q.username.includes('@') ? row.password2 : row.password;
+  return { kind: 'ha1', ha1: stored.trim().toLowerCase() };
+}
+
+export async function dbAuthorize(
+  st: AuthDbState,
+  ctx: MsgContext,
+  realm: string,
+  table: string,
+  hf: HfType,
+): Promise<number> {
+  const log = st.auth.core.log;
+  let fromCache = false;
+  let fresh = false;
+  let used: SubscriberRow | null = null;
+  const source: Ha1Source = async (q) => {
+    let row = fresh ? undefined : st.store.cached(table, q.user, q.domain);
+    fromCache = row !== undefined;
+    if (row === undefined) {
+      try {
+        row = await st.store.fetch(table, q.user, q.domain);
+      } catch (e) {
+        log.log(
+          L_ERR,
+          `ERROR: auth_db: cannot read table '${table}': ${isDbError(e) ? e.message : (e as Error).message}`,
+        );
+        ctx.lastError = { code: 500, reason: 'Server Internal Error' };
+        return { kind: 'error' };
+      }
+    }
+    used = row;
+    if (row === null) return { kind: 'unknown' };
+    return ha1Of(st, row, q);
+  };
+  const reject = (c: MsgContext, code: number, reason: string) => void authReply(st.auth, c, code, reason);
+  let r = await authorize(st.auth, ctx, realm, hf, source, reject);
+  // a cached row may predate a password change: ask the database before refusing
+  if ((r === AUTH_INVALID_PASSWORD || r === AUTH_USER_UNKNOWN) && fromCache) {
+    fresh = true;
+    r = await authorize(st.auth, ctx, realm, hf, source, reject);
+  }
+  const row = used as SubscriberRow | null;
+  if (r === AUTH_OK && row?.rpid) ctx.avps.set(st.auth.rpidAvp, [row.rpid]);
+  return r;
+}
+
+export default defineModule<AuthDbState>({
+  name: 'auth_db',
+  deps: ['auth'],
+  params: {
+    db_url: { type: 'string', default: DEFAULT_DB_URL },
+    user_column: { type: 'string', default: 'username' },
+    domain_column: { type: 'string', default: 'domain' },
+    // unset: "ha1", or "password" when calculate_ha1 is on
+    password_column: { type: 'string', default: undefined },
+    password_column_2: { type: 'string', default: 'ha1b' },
+    rpid_column: { type: 'string', default: 'rpid' },
+    calculate_ha1: { type: 'int', default: 0 },
+    use_domain: { type: 'int', default: 0 },
+    cache_ttl: {
+      type: 'int',
+      default: 5,
+      validate(v) {
+        if (typeof v !== 'number' || v < 0) throw new FixupError('cache_ttl must be 0 (off) or more seconds');
+      },
+    },
+  },
+  async init(core, p) {
+    const auth = core.getApi<AuthState>('auth');
+    if (!auth) throw new Error('auth_db: load the auth module before auth_db');
+    const calculateHa1 = Number(p.calculate_ha1 ?? 0) !== 0;
+    const db: Db = await openDb(String(p.db_url ?? DEFAULT_DB_URL), {
+      connectTimeoutMs: 3000,
+      queryTimeoutMs: 5000,
+      onWarning: (m) => core.log.warn(`WARNING: auth_db: ${m}`),
+    });
+    const store = new SubscriberStore(
+      db,
+      {
+        userColumn: String(p.user_column ?? 'username'),
+        domainColumn: String(p.domain_column ?? 'domain'),
+        // SER: with calculate_ha1 the password column is the plain "password" unless set
+        passwordColumn: String(p.password_column ?? (calculateHa1 ? 'password' : 'ha1')),
+        passwordColumn2: String(p.password_column_2 ?? 'ha1b'),
+        rpidColumn: String(p.rpid_column ?? 'rpid'),
+        useDomain: Number(p.use_domain ?? 0) !== 0,
+        cacheMs: Number(p.cache_ttl ?? 5) * 1000,
+        cacheMax: 10_000,
+      },
+      () => core.clock.now(),
+    );
+    core.addStats('auth_db', () => ({
+      cache_rows: store.size,
+      cache_hits: store.hits,
+      db_reads: store.misses,
+    }));
+    return { auth, store, calculateHa1 };
+  },
+  async destroy(st) {
+    await st.store.db.close().catch(() => {});
+  },
+  functions: {
+    www_authorize: {
+      signatures: [[A.str('realm', { allowBare: true }), tableArg()]],
+      routes: REQUEST_ROUTES,
+      async: true,
+      run: (ctx, st, realm: string, table: string) => dbAuthorize(st, ctx, realm, table, 'authorization'),
+    },
+    proxy_authorize: {
+      signatures: [[A.str('realm', { allowBare: true }), tableArg()]],
+      routes: REQUEST_ROUTES,
+      async: true,
+      run: (ctx, st, realm: string, table: string) =>
+        dbAuthorize(st, ctx, realm, table, 'proxy-authorization'),
+    },
+  },
+  mgmt: {
+    auth_db_flush: {
+      help: 'auth_db_flush [user]: forget cached subscriber rows (serctl add/passwd/rm send it)',
+      run(st, args) {
+        const n = st.store.flush(args[0] || undefined);
+        return { code: 200, reason: 'ok', body: `${n} rows flushed`, data: { flushed: n } };
+      },
+    },
+  },
+});

@@ -1,0 +1,118 @@
+/**
+ * The subscriber lookup of auth_db with a short-lived cache. Every REGISTER and INVITE of a
+ * busy proxy asks for the same few rows again and again; a few seconds of cache takes that
+ * load off the database. It never serves a stale password: serctl add/passwd/rm flush it
+ * through the FIFO (auth_db_flush), and a response that fails against a cached row is
+ * checked again against a fresh one before the request is refused.
+ */
+import type { Db, DbParam } from '../../db/index.js';
+
+export interface StoreOptions {
+  userColumn: string;
+  domainColumn: string;
+  passwordColumn: string;
+  passwordColumn2: string;
+  rpidColumn: string;
+  useDomain: boolean;
+  /** how long a row is reused, ms; 0 disables the cache */
+  cacheMs: number;
+  /** most rows kept */
+  cacheMax: number;
+}
+
+export interface SubscriberRow {
+  password: string;
+  password2: string;
+  rpid: string | undefined;
+}
+
+interface Entry {
+  row: SubscriberRow | null;
+  atMs: number;
+}
+
+export class SubscriberStore {
+  private readonly cache = new Map<string, Entry>();
+  hits = 0;
+  misses = 0;
+
+  constructor(
+    readonly db: Db,
+    readonly o: StoreOptions,
+    private readonly nowMs: () => number,
+  ) {}
+
+  private key(table: string, user: string, domain: string): string {
+    return `${table}\n${user}\n${this.o.useDomain ? domain.toLowerCase() : ''}`;
+  }
+
+  /** the cached row (null: known not to exist), or undefined when not cached or too old */
+  cached(table: string, user: string, domain: string): SubscriberRow | null | undefined {
+    if (this.o.cacheMs <= 0) return undefined;
+    const k = this.key(table, user, domain);
+    const e = this.cache.get(k);
+    if (e === undefined) return undefined;
+    if (this.nowMs() - e.atMs >= this.o.cacheMs) {
+      this.cache.delete(k);
+      return undefined;
+    }
+    this.hits++;
+    return e.row;
+  }
+
+  /** reads the row from the database (and caches it); rejects with the DbError */
+  async fetch(table: string, user: string, domain: string): Promise<SubscriberRow | null> {
+    this.misses++;
+    const o = this.o;
+    const columns = [o.passwordColumn, o.passwordColumn2];
+    if (o.rpidColumn) columns.push(o.rpidColumn);
+    const where: Record<string, DbParam> = { [o.userColumn]: user };
+    if (o.useDomain) where[o.domainColumn] = domain;
+    const r = await this.db.selectOne(table, { columns: [...new Set(columns)], where });
+    const row: SubscriberRow | null = r
+      ? {
+          password: String(r[o.passwordColumn] ?? ''),
+          password2: String(r[o.passwordColumn2] ?? ''),
+          rpid: o.rpidColumn && r[o.rpidColumn] != null ? String(r[o.rpidColumn]) : undefined,
+        }
+      : null;
+    if (o.cacheMs > 0) {
+      const k = this.key(table, user, domain);
+      this.cache.delete(k);
+      this.cache.set(k, { row, atMs: this.nowMs() });
+      if (this.cache.size > o.cacheMax) {
+        const oldest = this.cache.keys().next().value;
+        if (oldest !== undefined) this.cache.delete(oldest);
+      }
+    }
+    return row;
+  }
+
+  invalidate(table: string, user: string, domain: string): void {
+    this.cache.delete(this.key(table, user, domain));
+  }
+
+  /** forgets every cached row (all of them, or those of one user) */
+  flush(user?: string): number {
+    if (user === undefined) {
+      const n = this.cache.size;
+      this.cache.clear();
+      return n;
+    }
+    let n = 0;
+    const at = user.indexOf('@');
+    const name = at < 0 ? user : user.slice(0, at);
+    for (const k of [...this.cache.keys()]) {
+      const [, u] = k.split('\n');
+      if (u === name) {
+        this.cache.delete(k);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  get size(): number {
+    return this.cache.size;
+  }
+}
