@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { FixupError } from '../../src/core/module.js';
 import { type Backend, createSchema, type Db } from '../../src/db/index.js';
+import { setAuthorized } from '../../src/modules/auth/credentials.js';
 import group, { type GroupState } from '../../src/modules/group/index.js';
 import { makeTestDb, probe, SKIP_EXTERNAL, type TestDb } from '../db/helpers.js';
 import { ctxOf, fakeCore, invite, load } from './helpers.js';
@@ -138,6 +139,35 @@ for (const backend of ['sqlite', 'mysql', 'postgres'] as Backend[]) {
         assert.match(sink.lines.join('\n'), /no authorized credentials/);
       } finally {
         await group.destroy?.(g.state);
+      }
+    });
+
+    it('Credentials: the user auth accepted; with use_domain the username domain or else the realm', async () => {
+      const g = await load(group, fakeCore().core, { db_url: t.url });
+      const gd = await load(group, fakeCore().core, { db_url: t.url, use_domain: 1 });
+      try {
+        const ctx = req('sip:0612345@gw', 'sip:mallory@foo.bar');
+        // what auth's proxy_authorize leaves behind after accepting carol's credentials
+        setAuthorized(ctx, 'carol', 'gateway', 'proxy-authorization:0');
+        assert.equal(await g.call(ctx, 'is_user_in', 'Credentials', 'int'), 1);
+        assert.equal(await g.call(ctx, 'is_user_in', 'credentials', 'int'), 1);
+        assert.equal(
+          await g.call(ctx, 'is_user_in', 'From', 'int'),
+          -1,
+          'the From user is not the one checked',
+        );
+        assert.equal(
+          await gd.call(ctx, 'is_user_in', 'Credentials', 'int'),
+          -1,
+          'realm gateway is not foo.bar',
+        );
+        setAuthorized(ctx, 'carol@Foo.Bar', 'gateway', 'proxy-authorization:0');
+        assert.equal(await gd.call(ctx, 'is_user_in', 'Credentials', 'int'), 1, 'user@domain username');
+        setAuthorized(ctx, 'alice', 'gateway', 'proxy-authorization:0');
+        assert.equal(await g.call(ctx, 'is_user_in', 'Credentials', 'int'), -1);
+      } finally {
+        await group.destroy?.(g.state);
+        await group.destroy?.(gd.state);
       }
     });
 
