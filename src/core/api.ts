@@ -6,7 +6,7 @@ import type { SendTarget } from '../net/transports.js';
 import type { Via } from '../sip/headers.js';
 import type { SipMessage } from '../sip/message.js';
 import type { CoreConfig } from './config.js';
-import type { Endpoint, MsgContext } from './context.js';
+import type { Endpoint, MsgContext, Proto } from './context.js';
 import type { Logger } from './log.js';
 import type { RouteKind } from './module.js';
 import type { Myself } from './myself.js';
@@ -20,6 +20,9 @@ export interface ReplyExtras {
   /** To-tag to use when the request has none */
   toTag?: string;
 }
+
+/** see CoreApi.addForwardHook: `msg` is the copy being sent (ctx.msg for stateless forwarding) */
+export type ForwardHook = (ctx: MsgContext, target: SendTarget, msg: SipMessage) => (() => void) | undefined;
 
 /** Where a received message came from, for answering it. */
 export interface Origin {
@@ -48,6 +51,16 @@ export interface CoreApi {
   viaFor(target: SendTarget, branch: string): string | undefined;
   /** run before the script for each request: return false to stop processing (sl's ACK filter) */
   addRequestFilter(fn: (ctx: MsgContext) => boolean): void;
+  /**
+   * Called for each request about to leave toward `target` (a stateless forward, each tm
+   * branch), after our Via is in and before the bytes are made: rr adds its second
+   * Record-Route when the request leaves on another socket than it came in on. The hook
+   * may edit `msg` (the message being sent: ctx.msg, or tm's copy of it) and returns how
+   * to undo that edit, or undefined.
+   */
+  addForwardHook(fn: ForwardHook): void;
+  /** run every forward hook for one outgoing request; call the returned function after serializing */
+  beforeForward(ctx: MsgContext, target: SendTarget, msg?: SipMessage): () => void;
   /** replies are offered here first (tm); return true when claimed */
   setReplyHandler(fn: (msg: SipMessage, origin: Origin) => boolean): void;
   /** run a block of the script (failure_route, onreply_route …) for a context; errors are logged */
@@ -56,6 +69,15 @@ export interface CoreApi {
   hasRoute(kind: RouteKind, name: string): boolean;
   /** a context for a message that did not come through the request pipeline (a reply, a stored request) */
   createContext(msg: SipMessage, origin: Origin, kind: RouteKind): MsgContext;
+  /**
+   * SER's forward(): send a request statelessly to `dest` or the next hop of its destination
+   * URI / Request-URI (tm relays ACKs for 2xx and CANCELs it has no transaction for this way)
+   */
+  forwardRequest(
+    ctx: MsgContext,
+    dest?: { host: string; port?: number; proto?: Proto },
+    asIs?: boolean,
+  ): Promise<number>;
   /** forward a reply statelessly by its Via (our Via removed); false when it could not go */
   forwardReply(msg: SipMessage): Promise<boolean>;
   /** is this Via one of ours (host and port are ours) */

@@ -12,7 +12,7 @@ import type { Via } from '../sip/headers.js';
 import { parseMessage, type SipMessage } from '../sip/message.js';
 import { buildParseErrorReply, buildReply, generateTag } from '../sip/reply.js';
 import { parseUri } from '../sip/uri.js';
-import type { CoreApi, Origin, ReplyExtras } from './api.js';
+import type { CoreApi, ForwardHook, Origin, ReplyExtras } from './api.js';
 import type { CoreConfig } from './config.js';
 import { type MsgContext, type Proto, replyHeaders } from './context.js';
 import { L_DBG, L_ERR, L_WARN, Logger, type LogSink, StderrSink } from './log.js';
@@ -68,6 +68,8 @@ function statelessBranch(msg: SipMessage, ruri: string): string {
   h.update(ruri);
   return `z9hG4bKsl${h.digest('hex').slice(0, 20)}`;
 }
+
+const noop = () => {};
 
 export class Core implements CoreApi {
   readonly log: Logger;
@@ -164,6 +166,25 @@ export class Core implements CoreApi {
 
   addRequestFilter(fn: (ctx: MsgContext) => boolean): void {
     this.filters.push(fn);
+  }
+
+  private readonly forwardHooks: ForwardHook[] = [];
+
+  addForwardHook(fn: ForwardHook): void {
+    this.forwardHooks.push(fn);
+  }
+
+  beforeForward(ctx: MsgContext, target: SendTarget, msg: SipMessage = ctx.msg): () => void {
+    const hooks = this.forwardHooks;
+    if (hooks.length === 0) return noop;
+    const undo: (() => void)[] = [];
+    for (const h of hooks) {
+      const u = h(ctx, target, msg);
+      if (u) undo.push(u);
+    }
+    return () => {
+      for (let i = undo.length - 1; i >= 0; i--) undo[i]();
+    };
   }
 
   setReplyHandler(fn: (msg: SipMessage, origin: Origin) => boolean): void {
@@ -532,9 +553,11 @@ export class Core implements CoreApi {
       const ruriChanged = ctx.ruri !== msg.ruri;
       if (ruriChanged) msg.setRuri(ctx.ruri);
       msg.addHeader('Via', via, 'top');
+      const undoHooks = this.beforeForward(ctx, target);
       if (target.proto !== 'udp') msg.ensureContentLength();
       data = msg.serialize();
       // undo: the script may go on with the message (e.g. forward twice)
+      undoHooks();
       msg.removeTopVia();
       if (ruriChanged) msg.setRuri(msg.ruri);
     }

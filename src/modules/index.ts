@@ -10,8 +10,10 @@ import group from './group/index.js';
 import maxfwd from './maxfwd/index.js';
 import permissions from './permissions/index.js';
 import registrar from './registrar/index.js';
+import rr from './rr/index.js';
 import sl from './sl/index.js';
 import textops from './textops/index.js';
+import tm from './tm/index.js';
 import { uri, uriDb } from './uri/index.js';
 import usrloc from './usrloc/index.js';
 import xlog from './xlog/index.js';
@@ -28,6 +30,8 @@ export const modules: Record<string, ModuleDef<any>> = {
   postgres,
   usrloc,
   registrar,
+  rr,
+  tm,
   auth,
   auth_db: authDb,
   uri,

@@ -1,0 +1,88 @@
+/**
+ * SER's `struct cell`: one server transaction (the UAS side of a proxied request) and the
+ * client transactions of its branches (the UAC side), with what the script armed for it.
+ */
+import type { Origin } from '../core/api.js';
+import type { MsgContext } from '../core/context.js';
+import type { TimerHandle } from '../core/timer.js';
+import type { SendTarget } from '../net/transports.js';
+import type { SipMessage } from '../sip/message.js';
+import type { ClientTransaction } from './client-transaction.js';
+import type { ServerTransaction } from './server-transaction.js';
+
+/** One branch of a forked request (SER's `struct ua_client`). */
+export interface CellBranch {
+  readonly index: number;
+  readonly uri: string;
+  readonly target: SendTarget;
+  /** our Via branch toward this hop */
+  readonly branch: string;
+  readonly tx: ClientTransaction;
+  /** final status of this branch (0: pending); a local one (408, 503 …) has no reply */
+  code: number;
+  reason: string;
+  /** the final non-2xx reply received, kept for reply selection */
+  reply: SipMessage | undefined;
+  /** a CANCEL is owed once a provisional reply arrives (§9.1: never before one) */
+  cancelWanted: boolean;
+  cancelSent: boolean;
+  /** t_replicate(): replies stop here */
+  readonly replicate: boolean;
+}
+
+export class Cell {
+  readonly branches: CellBranch[] = [];
+  /** script flags: as the request route left them, then as failure_route changed them */
+  flags: number;
+  /** the Request-URI the request route left */
+  ruri: string;
+  onFailure: string | undefined;
+  onReply: string | undefined;
+  /** the request as it goes downstream (script edits applied, Max-Forwards decremented) */
+  outBase: SipMessage | undefined;
+  /** a final reply went upstream */
+  finalSent = false;
+  finalCode = 0;
+  /** the winning code failure_route sees through t_check_status */
+  pickedCode = 0;
+  /** the upstream CANCEL arrived */
+  cancelled = false;
+  /** a 6xx arrived: no new branches (§16.7 step 4 / 6) */
+  sixxx = false;
+  inFailure = false;
+  /** replies of t_replicate()'s copy go nowhere; the request itself was answered elsewhere */
+  replicateOnly = false;
+  /** a 2xx was relayed (INVITE): the e2e ACK index holds this cell */
+  relayed2xx = false;
+  completedAt = 0;
+  /** To-tag of our local replies (stable across retransmissions) */
+  localTag: string | undefined;
+  guard: TimerHandle | undefined;
+
+  constructor(
+    readonly id: number,
+    readonly key: string,
+    readonly ctx: MsgContext,
+    readonly origin: Origin,
+    readonly uas: ServerTransaction,
+    readonly createdAt: number,
+  ) {
+    this.flags = ctx.flags;
+    this.ruri = ctx.ruri;
+  }
+
+  get request(): SipMessage {
+    return this.ctx.msg;
+  }
+
+  get isInvite(): boolean {
+    return this.ctx.msg.method === 'INVITE';
+  }
+
+  /** branches still waiting for a final reply (replicas do not hold the reply back) */
+  get pending(): number {
+    let n = 0;
+    for (const b of this.branches) if (b.code === 0 && !b.replicate) n++;
+    return n;
+  }
+}

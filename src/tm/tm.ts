@@ -1,0 +1,777 @@
+/**
+ * The transaction manager: the table of server transactions (cells) and client transactions,
+ * the stateful proxy core of RFC 3261 §16 (forking, reply selection, CANCEL, hop-by-hop ACK),
+ * and local UAC transactions. The script functions of modules/tm call into it.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { CoreApi, Origin } from '../core/api.js';
+import type { MsgContext, Proto } from '../core/context.js';
+import { E_BAD_ADDRESS, E_LOOP, E_SEND } from '../core/core.js';
+import { L_DBG, L_ERR, L_WARN } from '../core/log.js';
+import type { SendTarget } from '../net/transports.js';
+import { parseMessage, type SipMessage } from '../sip/message.js';
+import { generateTag } from '../sip/reply.js';
+import type { TmApi, TmCompletion, TmE2eAck } from './api.js';
+import { Cell, type CellBranch } from './cell.js';
+import type { ClientTransaction, ClientTxUser } from './client-transaction.js';
+import type { TmTimers } from './config.js';
+import { buildCancel } from './hop-by-hop.js';
+import { InviteClientTransaction } from './invite-client-transaction.js';
+import { InviteServerTransaction } from './invite-server-transaction.js';
+import { clientKey, clientKeyOfReply, e2eKey, serverKey } from './matching.js';
+import { NonInviteClientTransaction } from './non-invite-client-transaction.js';
+import { NonInviteServerTransaction } from './non-invite-server-transaction.js';
+import { pickBranch, upstreamCode } from './reply-selection.js';
+import { MapTable, type TransactionTable } from './transaction-table.js';
+import type { TxTransport } from './transport.js';
+
+export interface TmOptions {
+  timers: TmTimers;
+  /** SER's noisy_ctimer: when 0, an INVITE ringing on its only branch is dropped silently at fr_inv_timer */
+  noisyCtimer: boolean;
+}
+
+export interface TmStats {
+  total: number;
+  local: number;
+  replied_localy: number;
+  completed: number[];
+}
+
+/** An explicit next hop: t_relay(host, port), t_relay_to_udp/tcp, t_replicate */
+export interface RelayDest {
+  host: string;
+  port?: number;
+  proto?: Proto;
+}
+
+const LOCAL_REASON: Record<number, string> = {
+  408: 'Request Timeout',
+  487: 'Request Terminated',
+  500: 'Server Internal Error',
+  503: 'Service Unavailable',
+};
+
+/** One entry of the destination set */
+interface Destination {
+  uri: string;
+  dstUri?: string;
+}
+
+export class TransactionManager implements TmApi {
+  readonly server: TransactionTable<Cell> = new MapTable<Cell>();
+  readonly clients: TransactionTable<ClientTransaction> = new MapTable<ClientTransaction>();
+  /** INVITE cells that relayed a 2xx, by dialog key, for end-to-end ACKs */
+  private readonly e2e = new Map<string, Cell>();
+  private readonly byCtx = new WeakMap<MsgContext, Cell>();
+  /** t_on_failure / t_on_reply armed before the transaction exists */
+  private readonly armed = new WeakMap<MsgContext, { failure?: string; reply?: string }>();
+  private readonly completedCbs: ((ev: TmCompletion) => void)[] = [];
+  private readonly e2eAckCbs: ((ev: TmE2eAck) => void)[] = [];
+  readonly stats: TmStats = { total: 0, local: 0, replied_localy: 0, completed: [0, 0, 0, 0, 0, 0, 0] };
+  /** completed cells still in the table (SER's "waiting") */
+  waiting = 0;
+  /** local UAC transactions not yet finished */
+  localActive = 0;
+  private seq = 0;
+  /** makes our branches unique across restarts */
+  private readonly instance = randomBytes(3).toString('hex');
+  /** origin of the reply being processed, for onreply_route's context */
+  private replyOrigin: Origin | undefined;
+
+  constructor(
+    readonly core: CoreApi,
+    readonly opts: TmOptions,
+  ) {}
+
+  // ------------------------------------------------------------------ TmApi
+
+  onCompleted(fn: (ev: TmCompletion) => void): void {
+    this.completedCbs.push(fn);
+  }
+
+  onE2eAck(fn: (ev: TmE2eAck) => void): void {
+    this.e2eAckCbs.push(fn);
+  }
+
+  hasTransaction(ctx: MsgContext): boolean {
+    return this.byCtx.has(ctx);
+  }
+
+  /** the transaction of a context (the request's, or the one failure_route runs for) */
+  cellOf(ctx: MsgContext): Cell | undefined {
+    return this.byCtx.get(ctx);
+  }
+
+  get current(): number {
+    return this.server.size + this.localActive;
+  }
+
+  // ------------------------------------------------------------------ script: t_on_failure / t_on_reply
+
+  arm(ctx: MsgContext, kind: 'failure' | 'reply', route: string): void {
+    const cell = this.byCtx.get(ctx);
+    if (cell) {
+      if (kind === 'failure') cell.onFailure = route;
+      else cell.onReply = route;
+      return;
+    }
+    let a = this.armed.get(ctx);
+    if (!a) {
+      a = {};
+      this.armed.set(ctx, a);
+    }
+    a[kind] = route;
+  }
+
+  // ------------------------------------------------------------------ cells
+
+  private origin(ctx: MsgContext): Origin {
+    return { src: ctx.src, dst: ctx.dst, connId: (ctx as { connId?: number }).connId };
+  }
+
+  private createCell(ctx: MsgContext, key: string): Cell {
+    const msg = ctx.msg;
+    const origin = this.origin(ctx);
+    const out: TxTransport = {
+      reliable: ctx.src.proto !== 'udp',
+      send: (d) => this.core.sendToOrigin(msg, origin, d),
+    };
+    const t = this.opts.timers;
+    const uas =
+      msg.method === 'INVITE'
+        ? new InviteServerTransaction(out, this.core.timers, t)
+        : new NonInviteServerTransaction(out, this.core.timers, t);
+    const cell = new Cell(++this.seq, key, ctx, origin, uas, this.core.clock.now());
+    const a = this.armed.get(ctx);
+    if (a) {
+      cell.onFailure = a.failure;
+      cell.onReply = a.reply;
+    }
+    uas.onTerminated = () => this.release(cell);
+    this.server.set(key, cell);
+    this.byCtx.set(ctx, cell);
+    this.stats.total++;
+    return cell;
+  }
+
+  private release(cell: Cell): void {
+    if (this.server.get(cell.key) === cell) this.server.delete(cell.key);
+    cell.guard?.cancel();
+    if (cell.finalSent) this.waiting--;
+    if (cell.relayed2xx) {
+      const k = e2eKey(cell.request);
+      if (this.e2e.get(k) === cell) this.e2e.delete(k);
+    }
+  }
+
+  /** "tm can handle only one transaction per request" (seed 003) */
+  private alreadyInProcess(): number {
+    this.core.log.log(L_ERR, 'ERROR: t_newtran: transaction already in process');
+    return -1;
+  }
+
+  /** An ACK for a non-2xx final reply of ours ends at its INVITE transaction. */
+  private absorbAck(msg: SipMessage): boolean {
+    const inv = this.server.get(serverKey(msg));
+    if (!inv || inv.uas.lastCode < 300) return false;
+    return (inv.uas as InviteServerTransaction).receiveAck();
+  }
+
+  // ------------------------------------------------------------------ script: t_newtran
+
+  /**
+   * t_newtran(): 1 for a new transaction; 0 for a retransmission (its last reply is re-sent
+   * and the script ends) or an ACK that belonged to a transaction; -1 when one exists already.
+   */
+  newtran(ctx: MsgContext): number {
+    const msg = ctx.msg;
+    if (this.byCtx.has(ctx)) return this.alreadyInProcess();
+    if (msg.method === 'ACK') return this.absorbAck(msg) ? 0 : 1;
+    const key = serverKey(msg);
+    const old = this.server.get(key);
+    if (old) {
+      old.uas.receiveRequest();
+      return 0;
+    }
+    const cell = this.createCell(ctx, key);
+    // a transaction the script never answers must not stay forever
+    const t = this.opts.timers;
+    cell.guard = this.core.timers.add((cell.isInvite ? t.frInv : t.fr) + t.wait, () => {
+      if (!cell.finalSent && cell.pending === 0) cell.uas.terminate();
+    });
+    return 1;
+  }
+
+  // ------------------------------------------------------------------ script: t_reply
+
+  /** t_reply(code, reason): a stateful reply to the transaction of this context */
+  reply(ctx: MsgContext, code: number, reason: string): number {
+    const cell = this.byCtx.get(ctx);
+    if (!cell) {
+      this.core.log.log(
+        L_ERR,
+        'ERROR: t_reply: cannot send a t_reply to a message for which no T-state has been established',
+      );
+      return -1;
+    }
+    if (cell.request.method === 'ACK') return -1;
+    if (cell.finalSent || (code < 200 && cell.uas.isFinal)) {
+      this.core.log.log(L_WARN, `WARNING: t_reply: transaction already replied, ${code} not sent`);
+      return -1;
+    }
+    return this.localReply(cell, code, reason, ctx) ? 1 : -1;
+  }
+
+  private localReply(cell: Cell, code: number, reason: string, ctx: MsgContext = cell.ctx): boolean {
+    if (code >= 200 && cell.finalSent) return false;
+    if (cell.localTag === undefined) cell.localTag = generateTag();
+    let data: Buffer;
+    try {
+      data = this.core.buildReply(ctx, code, reason, { toTag: cell.localTag });
+    } catch (e) {
+      this.core.log.log(L_ERR, `ERROR: tm: cannot build a ${code} reply: ${(e as Error).message}`);
+      return false;
+    }
+    cell.uas.sendReply(code, data);
+    if (code >= 200) {
+      this.stats.replied_localy++;
+      this.completed(cell, code, reason, undefined);
+    }
+    return true;
+  }
+
+  // ------------------------------------------------------------------ script: t_relay
+
+  /**
+   * t_relay() and friends in a request route: the request becomes a transaction and goes to
+   * every URI of the destination set (or to `dest`). 1: relayed; 0: a retransmission or an
+   * ACK absorbed, or an error already answered statefully (the script ends); -1: error.
+   */
+  async relay(ctx: MsgContext, dest?: RelayDest): Promise<number> {
+    const msg = ctx.msg;
+    if (ctx.routeKind === 'failure') return this.relayFromFailure(ctx, dest);
+    if (msg.method === 'ACK') return this.relayAck(ctx, dest);
+    if (msg.method === 'CANCEL') {
+      const r = this.cancel(ctx);
+      if (r !== undefined) return r;
+      // SER: a CANCEL we have no INVITE for goes on statelessly
+      return this.core.forwardRequest(ctx, dest);
+    }
+    if (this.byCtx.has(ctx)) return this.alreadyInProcess();
+    const key = serverKey(msg);
+    const old = this.server.get(key);
+    if (old) {
+      // a retransmission: the transaction answers it
+      old.uas.receiveRequest();
+      return 0;
+    }
+    const cell = this.createCell(ctx, key);
+    // §16.2: a stateful proxy answers an INVITE with 100 at once, so the UAC stops retransmitting
+    if (cell.isInvite) this.localReply(cell, 100, 'trying -- your call is important to us');
+    const mf = maxForwards(msg);
+    if (mf === 0) {
+      // §16.3 step 3
+      this.localReply(cell, 483, 'Too Many Hops');
+      return 0;
+    }
+    const dests: Destination[] = [{ uri: ctx.ruri, dstUri: ctx.dstUri }];
+    for (const b of ctx.branches) dests.push({ uri: b.uri, dstUri: b.dstUri });
+    const n = await this.fork(cell, ctx, dests, dest, false);
+    if (n > 0) return 1;
+    // SER's kill_transaction: the error goes upstream statefully, the script ends
+    const e = ctx.lastError ?? { code: 500, reason: 'Server Internal Error' };
+    this.localReply(cell, e.code, e.reason);
+    return 0;
+  }
+
+  /** failure_route: only the branches appended since the failure are sent (seed 003) */
+  private async relayFromFailure(ctx: MsgContext, dest?: RelayDest): Promise<number> {
+    const cell = this.byCtx.get(ctx);
+    if (!cell) return -1;
+    if (cell.cancelled || cell.sixxx || cell.finalSent) {
+      this.core.log.log(L_WARN, 'WARNING: t_relay: no new branches after a CANCEL, a 6xx or a final reply');
+      return -1;
+    }
+    const dests: Destination[] = ctx.branches.map((b) => ({ uri: b.uri, dstUri: b.dstUri }));
+    if (dests.length === 0 && dest) dests.push({ uri: ctx.ruri, dstUri: ctx.dstUri });
+    if (dests.length === 0) {
+      this.core.log.log(L_ERR, 'ERROR: t_relay: no branch appended in failure_route');
+      return -1;
+    }
+    ctx.branches = [];
+    const n = await this.fork(cell, ctx, dests, dest, false);
+    return n > 0 ? 1 : -1;
+  }
+
+  /** t_replicate(host, port): a copy of the request to another server; its replies stop here */
+  async replicate(ctx: MsgContext, dest: RelayDest): Promise<number> {
+    const msg = ctx.msg;
+    if (msg.method === 'ACK' || msg.method === 'CANCEL') return this.core.forwardRequest(ctx, dest);
+    let cell = this.byCtx.get(ctx);
+    if (!cell) {
+      const key = serverKey(msg);
+      const old = this.server.get(key);
+      if (old) {
+        old.uas.receiveRequest();
+        return 0;
+      }
+      cell = this.createCell(ctx, key);
+      cell.replicateOnly = true;
+    }
+    const n = await this.fork(cell, ctx, [{ uri: ctx.ruri }], dest, true);
+    return n > 0 ? 1 : -1;
+  }
+
+  private relayAck(ctx: MsgContext, dest?: RelayDest): Promise<number> | number {
+    const msg = ctx.msg;
+    if (this.absorbAck(msg)) return 0;
+    // an ACK for a 2xx: end to end, forwarded statelessly (§16.7 / §17)
+    const ev: TmE2eAck = { request: msg, flags: ctx.flags, src: ctx.src, ruri: ctx.ruri, ctx };
+    for (const fn of this.e2eAckCbs) {
+      try {
+        fn(ev);
+      } catch (e) {
+        this.core.log.err(`tm: e2e ACK callback failed: ${(e as Error)?.stack ?? e}`);
+      }
+    }
+    return this.core.forwardRequest(ctx, dest);
+  }
+
+  /**
+   * A CANCEL from upstream (§16.10): matched to its INVITE by branch, answered 200, relayed to
+   * every pending branch. undefined when no INVITE transaction matches.
+   */
+  private cancel(ctx: MsgContext): number | undefined {
+    const msg = ctx.msg;
+    const inv = this.server.get(serverKey(msg, 'INVITE'));
+    if (!inv) return undefined;
+    const key = serverKey(msg);
+    const own = this.server.get(key);
+    if (own) {
+      own.uas.receiveRequest();
+      return 0;
+    }
+    if (this.byCtx.has(ctx)) return this.alreadyInProcess();
+    const cc = this.createCell(ctx, key);
+    this.localReply(cc, 200, 'canceling');
+    this.cancelCell(inv);
+    return 1;
+  }
+
+  private cancelCell(inv: Cell): void {
+    inv.cancelled = true;
+    if (inv.finalSent) return;
+    this.cancelPending(inv);
+    if (inv.branches.length === 0) this.localReply(inv, 487, 'Request Terminated');
+  }
+
+  /** CANCEL every branch of an INVITE still without a final reply (§16.7 step 10, §16.10) */
+  private cancelPending(cell: Cell, except?: CellBranch): void {
+    if (!cell.isInvite) return;
+    for (const b of cell.branches) {
+      if (b === except || b.code !== 0) continue;
+      if (b.tx.provisional) this.sendCancel(b);
+      else b.cancelWanted = true;
+    }
+  }
+
+  private sendCancel(b: CellBranch): void {
+    if (b.cancelSent) return;
+    b.cancelSent = true;
+    let data: Buffer;
+    try {
+      data = buildCancel(b.tx.sent);
+    } catch {
+      return;
+    }
+    const out = this.transportTo(b.target);
+    const user: ClientTxUser = { onReply() {}, onTimeout() {}, onTransportError() {} };
+    const tx = new NonInviteClientTransaction(data, out, this.core.timers, this.opts.timers, user);
+    const k = clientKey(b.branch, 'CANCEL');
+    this.clients.set(k, tx);
+    tx.onTerminated = () => {
+      if (this.clients.get(k) === tx) this.clients.delete(k);
+    };
+    tx.start();
+  }
+
+  // ------------------------------------------------------------------ forking
+
+  private transportTo(target: SendTarget): TxTransport {
+    return { reliable: target.proto !== 'udp', send: (d) => this.core.send(target, d) };
+  }
+
+  private async resolve(d: Destination, dest: RelayDest | undefined): Promise<SendTarget | undefined> {
+    try {
+      if (dest) {
+        const h = dest.host.includes(':') && !dest.host.startsWith('[') ? `[${dest.host}]` : dest.host;
+        const uri = `sip:${h}${dest.port ? `:${dest.port}` : ''}${dest.proto ? `;transport=${dest.proto}` : ''}`;
+        const ts = await this.core.resolveUri(uri);
+        return dest.proto ? ts.find((t) => t.proto === dest.proto) : ts[0];
+      }
+      return (await this.core.resolveUri(d.dstUri ?? d.uri))[0];
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** the request as it leaves us, before Request-URI and Via: the script's edits, Max-Forwards decremented (§16.6 step 3) */
+  private outBase(cell: Cell): SipMessage {
+    if (cell.outBase) return cell.outBase;
+    const m = parseMessage(cell.request.serialize(), { datagram: true });
+    const mf = m.headerFields().find((f) => f.key === 'max-forwards');
+    if (!mf) m.addHeader('Max-Forwards', '70');
+    else if (mf.original) {
+      // the script did not touch it (no mf_process_maxfwd_header): decrement here
+      const n = Number.parseInt(mf.value.trim(), 10);
+      if (n > 0) m.replaceHeader('Max-Forwards', String(n - 1));
+    }
+    cell.outBase = m;
+    return m;
+  }
+
+  /** Start one client transaction per destination; how many went out. */
+  private async fork(
+    cell: Cell,
+    ctx: MsgContext,
+    dests: Destination[],
+    dest: RelayDest | undefined,
+    replicate: boolean,
+  ): Promise<number> {
+    const targets = await Promise.all(dests.map((d) => this.resolve(d, dest)));
+    const base = this.outBase(cell);
+    const method = cell.request.method;
+    let started = 0;
+    for (let i = 0; i < dests.length; i++) {
+      const d = dests[i];
+      const target = targets[i];
+      if (!target) {
+        ctx.lastError = E_BAD_ADDRESS;
+        this.core.log.log(L_ERR, `ERROR: t_relay: cannot resolve the destination of ${d.dstUri ?? d.uri}`);
+        continue;
+      }
+      const lh = loopHash(cell.request, d.uri);
+      if (isLoop(cell.request, lh, this.core)) {
+        ctx.lastError = E_LOOP;
+        this.core.log.log(L_WARN, 'WARNING: t_relay: loop detected');
+        continue;
+      }
+      const index = cell.branches.length;
+      const branch = `z9hG4bK${lh}.${this.instance}${cell.id.toString(36)}.${index}`;
+      const via = this.core.viaFor(target, branch);
+      if (!via) {
+        ctx.lastError = E_SEND;
+        continue;
+      }
+      let data: Buffer;
+      try {
+        if (d.uri !== base.requestUri) base.setRuri(d.uri);
+        base.addHeader('Via', via, 'top');
+        if (target.proto !== 'udp') base.ensureContentLength();
+        data = Buffer.from(base.serialize());
+        base.removeTopVia();
+      } catch (e) {
+        this.core.log.log(
+          L_ERR,
+          `ERROR: t_relay: cannot build the branch to ${d.uri}: ${(e as Error).message}`,
+        );
+        ctx.lastError = E_SEND;
+        continue;
+      }
+      const out = this.transportTo(target);
+      const br: CellBranch = {
+        index,
+        uri: d.uri,
+        target,
+        branch,
+        // assigned below: the user needs the branch record
+        tx: undefined as unknown as ClientTransaction,
+        code: 0,
+        reason: '',
+        reply: undefined,
+        cancelWanted: cell.cancelled,
+        cancelSent: false,
+        replicate,
+      };
+      const user: ClientTxUser = {
+        onReply: (msg) => this.onBranchReply(cell, br, msg),
+        onTimeout: () => this.onBranchTimeout(cell, br),
+        onTransportError: () => this.onBranchLocalFinal(cell, br, 503),
+      };
+      const t = this.opts.timers;
+      const tx =
+        method === 'INVITE'
+          ? new InviteClientTransaction(data, out, this.core.timers, t, user)
+          : new NonInviteClientTransaction(data, out, this.core.timers, t, user);
+      (br as { tx: ClientTransaction }).tx = tx;
+      const k = clientKey(branch, method);
+      this.clients.set(k, tx);
+      tx.onTerminated = () => {
+        if (this.clients.get(k) === tx) this.clients.delete(k);
+      };
+      cell.branches.push(br);
+      tx.start();
+      started++;
+    }
+    return started;
+  }
+
+  // ------------------------------------------------------------------ replies from downstream
+
+  /** The core offers every reply here first; true when a client transaction took it. */
+  receiveReply(msg: SipMessage, origin: Origin): boolean {
+    const k = clientKeyOfReply(msg);
+    if (k === undefined) return false;
+    const tx = this.clients.get(k);
+    if (!tx) return false;
+    this.replyOrigin = origin;
+    try {
+      tx.receiveReply(msg);
+    } finally {
+      this.replyOrigin = undefined;
+    }
+    return true;
+  }
+
+  private onBranchReply(cell: Cell, br: CellBranch, msg: SipMessage): void {
+    const origin = this.replyOrigin;
+    if (cell.onReply && origin && !br.replicate) {
+      // onreply_route[n] sees every reply, with `status` and textops working on the reply
+      const rctx = this.core.createContext(msg, origin, 'onreply');
+      rctx.flags = cell.flags;
+      const r = this.core.runRoute(rctx, 'onreply', cell.onReply);
+      const after = () => {
+        cell.flags = rctx.flags;
+        // `drop` in onreply_route keeps a provisional reply from going upstream
+        if (rctx.drop && msg.status < 200) return;
+        this.afterReplyRoute(cell, br, msg);
+      };
+      if (r instanceof Promise) r.then(after, (e) => this.core.log.err(`tm: onreply_route failed: ${e}`));
+      else after();
+      return;
+    }
+    this.afterReplyRoute(cell, br, msg);
+  }
+
+  private afterReplyRoute(cell: Cell, br: CellBranch, msg: SipMessage): void {
+    const code = msg.status;
+    if (code < 200) {
+      if (br.cancelWanted) this.sendCancel(br);
+      // §16.7 step 5: "Any provisional response other than a 100 (Trying) MUST be forwarded"
+      if (code === 100 || br.replicate || cell.replicateOnly || cell.finalSent) return;
+      this.relayUpstream(cell, msg);
+      return;
+    }
+    if (code < 300) {
+      if (br.code === 0) br.code = code;
+      if (br.replicate || cell.replicateOnly) {
+        this.checkDone(cell);
+        return;
+      }
+      if (!cell.isInvite) {
+        if (cell.finalSent) return;
+        this.relayUpstream(cell, msg);
+        return;
+      }
+      // every 2xx of an INVITE goes upstream at once (§16.7 step 5); when the transaction
+      // already sent a non-2xx upstream, the 2xx still goes, statelessly by its Via
+      if (cell.uas.state === 'proceeding' || cell.uas.state === 'accepted') this.relayUpstream(cell, msg);
+      else void this.core.forwardReply(msg);
+      if (!cell.relayed2xx) {
+        cell.relayed2xx = true;
+        this.e2e.set(e2eKey(cell.request), cell);
+      }
+      // §16.7 step 10: the other branches are cancelled
+      this.cancelPending(cell, br);
+      return;
+    }
+    if (br.code !== 0) return; // this branch already ended (Timer C, transport error)
+    br.code = code;
+    br.reason = msg.reason;
+    br.reply = msg;
+    if (code >= 600 && cell.isInvite && !cell.sixxx) {
+      // §16.7 step 6: a 6xx ends the fork, the other branches are cancelled
+      cell.sixxx = true;
+      this.cancelPending(cell, br);
+    }
+    this.checkDone(cell);
+  }
+
+  private onBranchTimeout(cell: Cell, br: CellBranch): void {
+    const o = this.opts;
+    if (br.tx instanceof InviteClientTransaction && br.tx.provisional) {
+      // fr_inv_timer (Timer C) after a provisional reply
+      const silent =
+        !o.noisyCtimer && cell.branches.length === 1 && !cell.onFailure && !cell.cancelled && !br.replicate;
+      if (silent) {
+        // SER: a phone ringing on the only branch may ring on; the transaction is let go
+        this.core.log.log(L_DBG, 'DBG: tm: fr_inv_timer: transaction silently dropped');
+        br.code = 408;
+        cell.guard?.cancel();
+        cell.guard = this.core.timers.add(o.timers.wait, () => cell.uas.terminate());
+        return;
+      }
+      this.sendCancel(br);
+    }
+    this.onBranchLocalFinal(cell, br, 408);
+  }
+
+  private onBranchLocalFinal(cell: Cell, br: CellBranch, code: number): void {
+    if (br.code !== 0) return;
+    // a branch of a cancelled INVITE that never answered counts as terminated
+    const c = cell.cancelled && cell.isInvite ? 487 : code;
+    br.code = c;
+    br.reason = LOCAL_REASON[c] ?? 'Request Timeout';
+    br.reply = undefined;
+    this.checkDone(cell);
+  }
+
+  /** every branch has its final reply: run failure_route or send the best reply upstream */
+  private checkDone(cell: Cell): void {
+    if (cell.finalSent || cell.inFailure || cell.pending > 0) return;
+    if (cell.replicateOnly) {
+      // nothing goes upstream: the request was answered by the script (e.g. save())
+      if (!cell.guard?.active)
+        cell.guard = this.core.timers.add(this.opts.timers.wait, () => cell.uas.terminate());
+      return;
+    }
+    const codes = cell.branches.map((b) => (b.replicate ? 0 : b.code));
+    const idx = pickBranch(codes);
+    if (idx < 0) return;
+    cell.pickedCode = codes[idx];
+    if (cell.onFailure && !cell.cancelled) {
+      void this.runFailure(cell);
+      return;
+    }
+    this.sendBest(cell);
+  }
+
+  private async runFailure(cell: Cell): Promise<void> {
+    const name = cell.onFailure!;
+    // armed once: failure_route must call t_on_failure again for another round (serial forking)
+    cell.onFailure = undefined;
+    cell.inFailure = true;
+    const fctx = this.core.createContext(cell.request, cell.origin, 'failure');
+    fctx.flags = cell.flags;
+    fctx.ruri = cell.ruri;
+    const avps = cell.ctx.avps;
+    for (const [k, v] of avps) fctx.avps.set(k, [...v]);
+    this.byCtx.set(fctx, cell);
+    try {
+      await this.core.runRoute(fctx, 'failure', name);
+    } catch (e) {
+      this.core.log.err(`tm: failure_route[${name}] failed: ${(e as Error)?.stack ?? e}`);
+    }
+    cell.flags = fctx.flags;
+    cell.inFailure = false;
+    if (cell.finalSent) return;
+    if (cell.pending > 0) return; // new branches went out
+    // nothing new: the best reply so far goes upstream (or failure_route set another one up)
+    this.checkDone(cell);
+  }
+
+  private sendBest(cell: Cell): void {
+    const codes = cell.branches.map((b) => (b.replicate ? 0 : b.code));
+    const idx = pickBranch(codes);
+    if (idx < 0) return;
+    const best = cell.branches[idx];
+    const code = upstreamCode(best.code);
+    if (!best.reply || code !== best.code) {
+      this.localReply(cell, code, code === best.code ? best.reason : (LOCAL_REASON[code] ?? best.reason));
+      return;
+    }
+    const reply = best.reply;
+    if (code === 401 || code === 407) {
+      // §16.7 step 7: "the proxy MUST collect any WWW-Authenticate and Proxy-Authenticate
+      // header field values from all other 401 (Unauthorized) and 407 ... and add them to this response"
+      for (const b of cell.branches) {
+        if (b === best || !b.reply || (b.code !== 401 && b.code !== 407)) continue;
+        for (const h of ['WWW-Authenticate', 'Proxy-Authenticate'])
+          for (const v of b.reply.headers(h)) reply.addHeader(h, v);
+      }
+    }
+    this.relayUpstream(cell, reply);
+  }
+
+  /** Send a downstream reply upstream: our Via off (§16.7 step 9), through the server transaction. */
+  private relayUpstream(cell: Cell, msg: SipMessage): void {
+    try {
+      msg.removeTopVia();
+      if (cell.origin.src.proto !== 'udp') msg.ensureContentLength();
+    } catch {
+      return;
+    }
+    const data = msg.serialize();
+    cell.uas.sendReply(msg.status, data);
+    if (msg.status >= 200) this.completed(cell, msg.status, msg.reason, msg);
+  }
+
+  private completed(cell: Cell, code: number, reason: string, reply: SipMessage | undefined): void {
+    if (cell.finalSent) return;
+    cell.finalSent = true;
+    cell.finalCode = code;
+    cell.completedAt = this.core.clock.now();
+    cell.guard?.cancel();
+    this.waiting++;
+    this.stats.completed[Math.floor(code / 100)]++;
+    // a final reply upstream ends every other branch (§16.7 step 10)
+    if (code >= 200) this.cancelPending(cell);
+    if (this.completedCbs.length === 0) return;
+    const ev: TmCompletion = {
+      request: cell.request,
+      flags: cell.flags,
+      src: cell.ctx.src,
+      ruri: cell.ruri,
+      code,
+      reason,
+      reply,
+      ctx: cell.ctx,
+      createdAt: cell.createdAt,
+      completedAt: cell.completedAt,
+    };
+    for (const fn of this.completedCbs) {
+      try {
+        fn(ev);
+      } catch (e) {
+        this.core.log.err(`tm: completion callback failed: ${(e as Error)?.stack ?? e}`);
+      }
+    }
+  }
+}
+
+/** Max-Forwards as received: undefined when absent or unreadable */
+function maxForwards(msg: SipMessage): number | undefined {
+  const f = msg.headerFields().find((x) => x.key === 'max-forwards');
+  if (!f?.original) return undefined;
+  const n = Number.parseInt(f.value.trim(), 10);
+  return Number.isNaN(n) ? undefined : n;
+}
+
+/**
+ * §16.6 step 8 / §16.3 step 4: the first part of our branch hashes what a loop leaves
+ * unchanged (the originator's Via, the dialog identifiers, the outgoing Request-URI), so
+ * a request that returns with one of our Vias carrying the same hash is a loop, and one
+ * with a new Request-URI is a spiral.
+ */
+function loopHash(msg: SipMessage, ruri: string): string {
+  const vias = msg.vias;
+  const v = vias[vias.length - 1];
+  const h = createHash('md5');
+  if (v)
+    h.update(v.branch ?? '')
+      .update(v.host)
+      .update(String(v.port ?? ''));
+  h.update(msg.callId)
+    .update(msg.fromTag ?? '')
+    .update(String(msg.cseq.seq))
+    .update(msg.toTag ?? '')
+    .update(ruri);
+  return h.digest('hex').slice(0, 16);
+}
+
+function isLoop(msg: SipMessage, lh: string, core: CoreApi): boolean {
+  const prefix = `z9hG4bK${lh}.`;
+  for (const v of msg.vias) if (v.branch?.startsWith(prefix) && core.isOurVia(v)) return true;
+  return false;
+}
