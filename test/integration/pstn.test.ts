@@ -160,7 +160,14 @@ function req(
   from: Endpoint,
   method: string,
   ruri: string,
-  opts: { callId?: string; cseq?: number; creds?: Creds; extra?: string[]; maxForwards?: number } = {},
+  opts: {
+    callId?: string;
+    cseq?: number;
+    creds?: Creds;
+    extra?: string[];
+    maxForwards?: number;
+    toTag?: string;
+  } = {},
 ): { text: string; callId: string } {
   n++;
   const callId = opts.callId ?? `pstn-${process.pid}-${n}-${randomBytes(3).toString('hex')}`;
@@ -170,7 +177,7 @@ function req(
     `Via: SIP/2.0/UDP ${from.ip}:${from.port};branch=z9hG4bK-pstn-${n}-${randomBytes(3).toString('hex')}`,
     `Max-Forwards: ${opts.maxForwards ?? 70}`,
     `From: <sip:${user}@${from.ip}>;tag=f${n}`,
-    `To: <${ruri}>`,
+    `To: <${ruri}>${opts.toTag ? `;tag=${opts.toTag}` : ''}`,
     `Call-ID: ${callId}`,
     `CSeq: ${opts.cseq ?? 1} ${method}`,
     `Contact: <sip:${user}@${from.ip}:${from.port}>`,
@@ -305,6 +312,11 @@ for (const backend of ['sqlite', 'mysql', 'postgres'] as Backend[]) {
         if (HAVE.rr) assert.ok(r.atGw.recordRoutes.length > 0, 'record-routed');
         const fin = await phone.wait(r.callId, isFinal);
         assert.equal(fin?.status, 200, `${user}: the gateway's 200 reaches the caller`);
+        if (HAVE.tm)
+          assert.ok(
+            phone.of(r.callId).some((m) => m.status === 100),
+            `${user}: t_relay answered 100`,
+          );
       }
     });
 
@@ -362,6 +374,45 @@ for (const backend of ['sqlite', 'mysql', 'postgres'] as Backend[]) {
     it('S8.15: group checks are for INVITE only: OPTIONS with credentials passes, without is challenged', async () => {
       const r = await authed('OPTIONS', `sip:000123456@${PHONE_IP}:${ser.port}`, 'alice', 'alicepw');
       assert.ok(r.atGw, 'alice OPTIONS to an international number: forwarded');
+    });
+
+    it('S8.16: an in-dialog BYE with our Route is relayed by loose_route, without authentication', async (t) => {
+      if (!HAVE.rr) return t.skip('rr is not in this build');
+      const r = await call('BYE', `sip:0612345@${GW_IP}:${gw.port}`, {
+        extra: [`Route: <sip:${SER_IP}:${ser.port};lr=on>`],
+        toTag: 'callee1',
+      });
+      assert.ok(r.atGw, `relayed to the Request-URI; caller got ${r.final?.status} ${r.final?.reason}`);
+      assert.equal(r.atGw.hasHeader('route'), false, 'our own Route entry removed');
+      assert.equal((await phone.wait(r.callId, isFinal))?.status, 200);
+    });
+
+    it('S8.17 (seed behaviour, 002): a preloaded Route set lets an INVITE reach the gateway unauthenticated', async (t) => {
+      if (!HAVE.rr) return t.skip('rr is not in this build');
+      // a Route set that goes on past us: loose_route comes before every check in the script
+      const hole = await call('INVITE', `sip:0049301234@${GW_IP}:${gw.port}`, {
+        extra: [`Route: <sip:${SER_IP}:${ser.port};lr=on>, <sip:${GW_IP}:${gw.port};lr>`],
+      });
+      assert.ok(hole.atGw, 'the hole 002 describes');
+      assert.equal(hole.atGw.hasHeader('proxy-authorization'), false);
+      // only our own entry on a dialog-initial request: loose_route is false (SER 0.9's
+      // NOT_RR_DRIVEN for preloaded routes), so the checks apply
+      const own = await call('INVITE', `sip:0049301234@${GW_IP}:${gw.port}`, {
+        extra: [`Route: <sip:${SER_IP}:${ser.port};lr=on>`],
+      });
+      assert.equal(own.final?.status, 407);
+      assert.equal(own.atGw, undefined);
+    });
+
+    it('S8.18: the ACK of a 407 or 403 is absorbed', async () => {
+      const r = await authed('INVITE', `sip:000123456@${SER_IP}:${ser.port}`, 'alice', 'alicepw');
+      assert.equal(r.final?.status, 403);
+      phone.send(
+        req(phone, 'ACK', `sip:000123456@${SER_IP}:${ser.port}`, { callId: r.callId, cseq: 2 }).text,
+        ser.port,
+      );
+      await sleep(300);
+      assert.equal(gw.of(r.callId).length, 0, 'nothing of this call reached the gateway');
     });
 
     it('accounting: the flag is set for calls past the PSTN check, not for refused ones', async () => {
