@@ -56,7 +56,6 @@ export function parseAlgorithms(v: string): string[] {
 
 export default defineModule<AuthState>({
   name: 'auth',
-  deps: ['sl'],
   params: {
     secret: { type: 'string', default: undefined },
     nonce_expire: {
