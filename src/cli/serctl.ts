@@ -70,6 +70,10 @@ serctl version ............................ serctl's and the server's version
 * database *
 serctl db create | drop -y | show ......... SER tables in SER_DBURL (*)
 
+* accounting *
+serctl cdr [<user>] [--since T] [--limit N]  calls from the cdr table (acc)
+           [--from-acc] ................... the same from acc rows (seed 000 query)
+
 options: --json  --fifo PATH  --db URL  --domain REALM  --timeout MS  --store-password
 environment: SIP_DOMAIN (realm), PW (database password), SER_FIFO (default /tmp/ser_fifo),
   SER_DBURL (default sqlite://ser.db), SER_RPC_SOCKET
@@ -785,6 +789,67 @@ async function cmdDb(c: Ctl, args: string[]): Promise<number> {
   throw usage('usage: serctl db create | drop -y | show');
 }
 
+/**
+ * Calls acc correlated into the cdr table, or with --from-acc the GARR self-join over
+ * `acc` (seed 000). --since takes "YYYY-MM-DD[ HH:MM[:SS]]" (UTC) or 30m, 2h, 7d.
+ */
+async function cmdCdr(c: Ctl, args: string[]): Promise<number> {
+  let since: string | undefined;
+  let limit: string | undefined;
+  let fromAcc = false;
+  const pos: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    const [name, inline] =
+      a.startsWith('--') && a.includes('=')
+        ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]
+        : [a, undefined];
+    const value = () => {
+      const v = inline ?? args[++i];
+      if (v === undefined) throw usage(`option ${name} needs a value`);
+      return v;
+    };
+    if (name === '--since') since = value();
+    else if (name === '--limit') limit = value();
+    else if (name === '--from-acc') fromAcc = true;
+    else if (a.startsWith('--')) throw usage(`unknown option ${a} for cdr`);
+    else pos.push(a);
+  }
+  need(pos, 0, 1, 'cdr [<user>] [--since T] [--limit N] [--from-acc]');
+  const { cdrFilter, cdrLine } = await import('../modules/acc/index.js');
+  const { callsFromAcc, queryCdrs } = await import('../acc/cdr-query.js');
+  const f = cdrFilter([pos[0] ?? '-', since ?? '', ...(limit === undefined ? [] : [limit])]);
+  if (typeof f === 'string') throw usage(f);
+  return withDb(c, async (db) => {
+    if (fromAcc) {
+      let calls = await callsFromAcc(db);
+      if (f.user) {
+        const u = f.user.includes('@') ? f.user : `${f.user}@`;
+        calls = calls.filter((x) => x.caller.includes(`:${u}`) || x.callee.includes(`:${u}`));
+      }
+      if (f.since) {
+        const t = f.since.toISOString().replace('T', ' ').slice(0, 19);
+        calls = calls.filter((x) => `${x.date} ${x.time}` >= t);
+      }
+      calls = calls.slice(0, f.limit);
+      if (c.o.json) c.json(calls);
+      else if (calls.length > 0) {
+        c.io.out(
+          `${mysqlTable(
+            ['Chiamante', 'Chiamato', 'Callid', 'Data', 'Ora', 'Durata'],
+            calls.map((x) => [x.caller, x.callee, x.callId, x.date, x.time, x.durata]),
+          )}\n`,
+        );
+      }
+      return EX_OK;
+    }
+    const calls = await queryCdrs(db, f);
+    if (c.o.json) c.json(calls);
+    else for (const x of calls) c.io.out(`${cdrLine(x)}\n`);
+    return f.user && calls.length === 0 ? EX_NOTFOUND : EX_OK;
+  });
+}
+
 /** OPTIONS straight from serctl over UDP (tm's t_uac_dlg is not needed for a ping). */
 async function cmdPing(c: Ctl, args: string[]): Promise<number> {
   need(args, 1, 1, 'ping <uri>');
@@ -882,6 +947,7 @@ const COMMANDS: Record<string, Handler> = {
   showdb: cmdShowdb,
   db: cmdDb,
   ping: cmdPing,
+  cdr: cmdCdr,
 };
 
 export async function serctl(argv: string[], io: Io): Promise<number> {

@@ -17,7 +17,8 @@
  *   ruri_user, ruri_domain, digest_username, digest_realm (version 3; 0.9 was 2);
  *   caller_UUID/callee_UUID are spelled lower case;
  * - no zero dates ('0000-00-00'): datetime columns default to CURRENT_TIMESTAMP (UTC);
- * - subscriber/pending password is 64 wide (0.9: 25), phplib_id is NULL-able and unique.
+ * - subscriber/pending password is 64 wide (0.9: 25), phplib_id is NULL-able and unique;
+ * - a `cdr` table (not in SER): calls acc correlates from INVITE, ACK and BYE.
  */
 import type { Db, Queryable } from './api.js';
 import { type Backend, DbError } from './errors.js';
@@ -199,6 +200,43 @@ export const SER_TABLES: readonly TableDef[] = [
     indexes: [
       { name: 'callid', columns: ['sip_callid'] },
       { name: 'user', columns: ['username', 'domain'] },
+    ],
+  },
+  {
+    name: 'cdr',
+    version: 1,
+    comment: 'calls correlated by acc from INVITE, ACK and BYE (not in SER: seed 000 did it by hand)',
+    columns: [
+      serial('id'),
+      vc('sip_callid', 255),
+      vc('from_tag', 128),
+      vc('to_tag', 128),
+      vc('caller', 255),
+      vc('callee', 255),
+      vc('caller_user', 64),
+      vc('caller_domain', 128),
+      vc('callee_user', 64),
+      vc('callee_domain', 128),
+      vc('i_uri', 255),
+      vc('src_ip', 50),
+      vc('digest_username', 64),
+      vc('digest_realm', 128),
+      { name: 'setup_time', type: 'datetime', default: NOW },
+      { name: 'start_time', type: 'datetime', nullable: true },
+      { name: 'end_time', type: 'datetime', nullable: true },
+      int('duration'),
+      { name: 'duration_ms', type: 'bigint', default: 0 },
+      int('sip_code'),
+      vc('sip_reason', 128),
+      vc('disposition', 16),
+      vc('hangup', 16),
+    ],
+    primaryKey: ['id'],
+    indexes: [
+      { name: 'callid', columns: ['sip_callid'] },
+      { name: 'caller', columns: ['caller_user', 'caller_domain'] },
+      { name: 'callee', columns: ['callee_user', 'callee_domain'] },
+      { name: 'start', columns: ['setup_time'] },
     ],
   },
   {

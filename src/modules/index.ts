@@ -1,5 +1,6 @@
 /** Every module this build has, by the name `loadmodule "…/name.so"` selects. */
 import core from '../core/actions.js';
+import acc from './acc/index.js';
 import type { ModuleDef } from '../core/module.js';
 import auth from './auth/index.js';
 import authDb from './auth_db/index.js';
@@ -32,6 +33,7 @@ export const modules: Record<string, ModuleDef<any>> = {
   registrar,
   rr,
   tm,
+  acc,
   auth,
   auth_db: authDb,
   uri,
