@@ -417,17 +417,33 @@ for (const backend of ['sqlite', 'mysql', 'postgres'] as Backend[]) {
 
     it('accounting: the flag is set for calls past the PSTN check, not for refused ones', async () => {
       // acc logs answered transactions that carry log_flag; without acc, the stand-in logs the flag
-      const re = HAVE.acc ? /ACC: transaction answered/g : /accounting flag 1 set/g;
-      const count = () => (ser.stderr().match(re) ?? []).length;
-      const n0 = count();
+      const lines = (callId: string) =>
+        ser
+          .stderr()
+          .split('\n')
+          .filter((l) =>
+            HAVE.acc
+              ? /ACC: transaction answered/.test(l) && l.includes(callId)
+              : /accounting flag 1 set/.test(l),
+          );
+      const before = HAVE.acc ? 0 : lines('').length;
       const refused = await call('INVITE', `sip:alice@${SER_IP}:${ser.port}`);
       assert.equal(refused.final?.status, 403);
       const ok = await call('INVITE', `sip:7123@${SER_IP}:${ser.port}`);
       assert.ok(ok.atGw);
       assert.equal((await phone.wait(ok.callId, isFinal))?.status, 200);
       const end = Date.now() + 2000;
-      while (count() === n0 && Date.now() < end) await sleep(20);
-      assert.equal(count(), n0 + 1, 'one accounting line, for the call that went to the gateway');
+      while (lines(ok.callId).length === before && Date.now() < end) await sleep(20);
+      const got = lines(ok.callId);
+      assert.equal(got.length, before + 1, 'one accounting line, for the call that went to the gateway');
+      if (HAVE.acc) {
+        assert.match(
+          got[0],
+          /method=INVITE, i-uri=sip:7123@127\.0\.0\.1:\d+, o-uri=sip:7123@127\.0\.0\.10:\d+/,
+        );
+        assert.match(got[0], /status=200 OK/);
+        assert.equal(lines(refused.callId).length, 0, 'the refused call is not accounted');
+      }
     });
 
     it('M8 on a running guard: a membership granted in the table counts on the next call', async () => {
