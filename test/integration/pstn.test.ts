@@ -7,7 +7,12 @@
  * ld, int}, 800 ∈ {free-pstn}. SQLite, MariaDB and PostgreSQL.
  */
 import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { type Backend, createSchema, type Db } from '../../src/db/index.js';
@@ -456,3 +461,143 @@ for (const backend of ['sqlite', 'mysql', 'postgres'] as Backend[]) {
     });
   });
 }
+
+const SCEN = fileURLToPath(new URL('../../../test/integration/sipp/', import.meta.url));
+const haveSipp = existsSync('/usr/bin/sipp');
+
+/** last line of a SIPp -trace_stat file as column → number */
+function sippStats(file: string): (col: string) => number {
+  const rows = readFileSync(file, 'utf8').trim().split('\n');
+  const head = rows[0].split(';');
+  const last = rows[rows.length - 1].split(';');
+  return (col) => Number(last[head.indexOf(col)]);
+}
+
+describe('PSTN gateway guard with SIPp callers and a SIPp gateway (SQLite)', {
+  skip: (!haveSeeds || !haveSipp) && 'seeds or sipp missing',
+}, () => {
+  let t: TestDb;
+  let ser: Ser;
+  let gwPort = 0;
+  const dir = mkdtempSync(join(tmpdir(), 'sipp-pstn-'));
+  before(async () => {
+    t = await makeTestDb('sqlite');
+    const db = await t.open();
+    await createSchema(db);
+    for (const [u, pw] of [
+      ['alice', 'alicepw'],
+      ['carol', 'carolpw'],
+    ]) {
+      await db.insert('subscriber', { username: u, domain: 'gateway', password: pw });
+    }
+    for (const [username, grp] of [
+      ['alice', 'local'],
+      ['carol', 'local'],
+      ['carol', 'ld'],
+      ['carol', 'int'],
+    ]) {
+      await db.insert('grp', { username, domain: 'gateway', grp, last_modified: new Date() });
+    }
+    const probeSock = await Endpoint.open(GW_IP);
+    gwPort = probeSock.port;
+    probeSock.close();
+    ser = await startSer(`debug=3\n${pstnScript(t.url, gwPort)}`);
+  });
+  after(async () => {
+    await ser?.stop();
+    await t?.cleanup();
+  });
+
+  const uac = (
+    scenario: string,
+    user: string,
+    password: string,
+    number: string,
+    calls: number,
+    tag: string,
+  ) =>
+    spawnSync(
+      'sipp',
+      [
+        `${SER_IP}:${ser.port}`,
+        '-sf',
+        join(SCEN, scenario),
+        '-s',
+        number,
+        '-au',
+        user,
+        '-ap',
+        password,
+        '-i',
+        PHONE_IP,
+        '-p',
+        '0',
+        '-m',
+        String(calls),
+        '-r',
+        '10',
+        '-timeout',
+        '20s',
+        '-timeout_error',
+        '-trace_stat',
+        '-stf',
+        join(dir, `${tag}.csv`),
+        '-nostdin',
+      ],
+      { encoding: 'utf8', timeout: 30_000, cwd: dir },
+    );
+
+  it('carol (int) makes 20 international calls through to the gateway; each is accounted once', async () => {
+    const gw = spawn(
+      'sipp',
+      [
+        '-sf',
+        join(SCEN, 'proxy-uas.xml'),
+        '-i',
+        GW_IP,
+        '-p',
+        String(gwPort),
+        '-m',
+        '20',
+        '-timeout',
+        '25s',
+        '-timeout_error',
+        '-trace_stat',
+        '-stf',
+        join(dir, 'gw.csv'),
+        '-nostdin',
+      ],
+      { stdio: 'ignore', cwd: dir },
+    );
+    const gwDone = new Promise<number | null>((res) => gw.on('exit', (c) => res(c)));
+    await sleep(300);
+    const r = uac('pstn-uac.xml', 'carol', 'carolpw', '000123456', 20, 'carol');
+    const gwCode = await Promise.race([gwDone, sleep(15000).then(() => 'timeout')]);
+    if (gwCode === 'timeout') gw.kill('SIGKILL');
+    assert.equal(r.status, 0, `sipp uac failed:\n${r.stdout}\n${r.stderr}`);
+    const st = sippStats(join(dir, 'carol.csv'));
+    assert.equal(st('SuccessfulCall(C)'), 20);
+    assert.equal(st('FailedCall(C)'), 0);
+    assert.equal(gwCode, 0, 'the gateway saw 20 complete calls, Record-Route in, own Route removed');
+    const acc = ser
+      .stderr()
+      .split('\n')
+      .filter((l) => /ACC: transaction answered/.test(l));
+    if (HAVE.acc) {
+      assert.equal(acc.filter((l) => /method=INVITE/.test(l) && /000123456/.test(l)).length, 20);
+      assert.equal(
+        acc.filter((l) => /method=BYE/.test(l)).length,
+        0,
+        'in-dialog requests are loose-routed before setflag',
+      );
+    }
+  });
+
+  it('alice (local only) gets 403 for 10 international calls; the gateway sees none', () => {
+    const r = uac('pstn-uac-denied.xml', 'alice', 'alicepw', '000123456', 10, 'alice');
+    assert.equal(r.status, 0, `sipp uac failed:\n${r.stdout}\n${r.stderr}`);
+    const st = sippStats(join(dir, 'alice.csv'));
+    assert.equal(st('SuccessfulCall(C)'), 10);
+    assert.equal(st('FailedCall(C)'), 0);
+  });
+});
