@@ -1,5 +1,8 @@
 /** permissions: allow_trusted over the trusted table, db_mode 0 and 1, trusted_reload/trusted_dump, on every backend. */
 import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Endpoint } from '../../src/core/context.js';
 import { FixupError } from '../../src/core/module.js';
@@ -98,7 +101,7 @@ for (const backend of ['sqlite', 'mysql', 'postgres'] as Backend[]) {
         assert.ok(dump.body?.split('\n').includes('10.0.0.1 udp ^sip:.*@garr\\.it$'), dump.body);
         assert.ok(dump.body?.split('\n').includes('192.168.0.10 any *'), dump.body);
         await db.delete('trusted', { src_ip: '172.16.0.9' });
-        await (p.state as TrustedState).db.close();
+        await (p.state as TrustedState).db!.close();
         assert.equal((await mg.trusted_reload.run(p.state, [])).code, 500);
         assert.equal(await p.call(from('172.16.0.9', 'udp'), 'allow_trusted'), 1, 'cache still in use');
       } finally {
@@ -109,9 +112,96 @@ for (const backend of ['sqlite', 'mysql', 'postgres'] as Backend[]) {
     it('db_mode 0 with a failing database: false, logged', async () => {
       const { core, sink } = fakeCore();
       const p = await load(permissions, core, { db_url: t.url });
-      await (p.state as TrustedState).db.close();
+      await (p.state as TrustedState).db!.close();
       assert.equal(await p.call(from('192.168.0.10', 'udp'), 'allow_trusted'), -1);
       assert.match(sink.lines.join('\n'), /allow_trusted\(\): query failed/);
     });
   });
 }
+
+describe('allow_trusted without a db_url', () => {
+  it('needs no database and trusts nobody (SER: the trusted table is off)', async () => {
+    const { core, sink } = fakeCore();
+    const p = await load(permissions, core, {});
+    assert.equal(await p.call(from('192.168.0.10', 'udp'), 'allow_trusted'), -1);
+    assert.match(sink.lines.join('\n'), /no db_url: no peer is trusted/);
+    assert.equal((await mg.trusted_dump.run(p.state, [])).body, '');
+    await permissions.destroy?.(p.state);
+  });
+});
+
+describe('allow_routing (permissions.allow / permissions.deny)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'perm-rules-'));
+  const allow = join(dir, 'pstn.allow');
+  const deny = join(dir, 'pstn.deny');
+  writeFileSync(
+    allow,
+    [
+      '# From : Request-URI',
+      'ALL : "^sip:361[0-9]*@abc\\.com$" EXCEPT "^sip:3619@abc\\.com$", \\',
+      '      "^sip:3618@abc\\.com$"',
+      '"^sip:boss@abc\\.com$" : ALL   # the boss calls anywhere',
+      '',
+    ].join('\n'),
+  );
+  writeFileSync(deny, 'ALL : "^sip:00", "^sip:361"\n');
+  const ctx = (fromUri: string, ruri: string, branches: string[] = []) => {
+    const c = from('10.0.0.1', 'udp', fromUri);
+    c.ruri = ruri;
+    for (const uri of branches) c.branches.push({ uri, q: -1 });
+    return c;
+  };
+
+  it('allow file first, then deny file, else allowed; EXCEPT and line continuation', async () => {
+    const p = await load(permissions, fakeCore().core, {
+      default_allow_file: allow,
+      default_deny_file: deny,
+    });
+    try {
+      const check = (f: string, r: string, b?: string[]) => p.call(ctx(f, r, b), 'allow_routing');
+      assert.equal(await check('sip:x@abc.com', 'sip:3612@abc.com'), 1, 'allowed by the first rule');
+      assert.equal(await check('sip:x@abc.com', 'sip:3619@abc.com'), -1, 'EXCEPT, then denied by ^sip:361');
+      assert.equal(await check('sip:x@abc.com', 'sip:3618@abc.com'), -1, 'EXCEPT on the continued line');
+      assert.equal(await check('sip:x@abc.com', 'sip:0044123@gw'), -1, 'denied');
+      assert.equal(await check('sip:BOSS@abc.com', 'sip:0044123@gw'), 1, 'allow wins; case-insensitive');
+      assert.equal(await check('sip:x@abc.com', 'sip:555@abc.com'), 1, 'no rule: allowed');
+      assert.equal(await check('sip:x@abc.com', 'sip:3612@abc.com', ['sip:0044@gw']), -1, 'a denied branch');
+      // the three forms of the call
+      assert.equal(await p.call(ctx('sip:x@abc.com', 'sip:0049@gw'), 'allow_routing', join(dir, 'pstn')), -1);
+      assert.equal(await p.call(ctx('sip:x@abc.com', 'sip:0049@gw'), 'allow_routing', allow, deny), -1);
+      assert.equal(
+        await p.call(ctx('sip:x@abc.com', 'sip:0049@gw'), 'allow_routing', join(dir, 'none')),
+        1,
+        'no files: allowed',
+      );
+    } finally {
+      await permissions.destroy?.(p.state);
+    }
+  });
+
+  it('check_all_branches 0 looks at the Request-URI only', async () => {
+    const p = await load(permissions, fakeCore().core, {
+      default_allow_file: allow,
+      default_deny_file: deny,
+      check_all_branches: 0,
+    });
+    assert.equal(await p.call(ctx('sip:x@abc.com', 'sip:3612@abc.com', ['sip:0044@gw']), 'allow_routing'), 1);
+    await permissions.destroy?.(p.state);
+  });
+
+  it('a rule file with a syntax error is a load-time error naming file and line', async () => {
+    const bad = join(dir, 'bad.allow');
+    writeFileSync(bad, '# ok\nALL "^sip:1"\n');
+    const p = await load(permissions, fakeCore().core, {});
+    assert.throws(() => p.fixup('allow_routing', bad, deny), new RegExp(`${bad}:2: ':' expected`));
+    writeFileSync(bad, 'ALL : "^sip:(1"\n');
+    assert.throws(() => p.fixup('allow_routing', bad, deny), /bad\.allow:1: invalid regular expression/);
+    writeFileSync(bad, 'ALL : "^sip:1\n');
+    assert.throws(() => p.fixup('allow_routing', bad, deny), /unterminated string/);
+    await assert.rejects(
+      load(permissions, fakeCore().core, { default_allow_file: bad }),
+      /permissions: .*unterminated/,
+    );
+    await permissions.destroy?.(p.state);
+  });
+});

@@ -16,11 +16,13 @@ import {
   tableDef,
 } from '../../db/index.js';
 
-export function dbUrlParam(): ParamSpec {
+/** `def` '' means "no database unless one is given" (permissions, as in SER). */
+export function dbUrlParam(def: string = DEFAULT_DB_URL): ParamSpec {
   return {
     type: 'string',
-    default: DEFAULT_DB_URL,
+    default: def,
     validate(v: ParamValue) {
+      if (def === '' && v === '') return;
       try {
         parseDbUrl(String(v));
       } catch (e) {

@@ -22,7 +22,8 @@ export interface TrustedRule {
 
 export interface TrustedState {
   core: CoreApi;
-  db: Db;
+  /** undefined without a db_url: allow_trusted is always false */
+  db: Db | undefined;
   mode: 0 | 1;
   selectAll: string;
   selectByIp: string;
@@ -59,9 +60,11 @@ export function ruleOf(core: CoreApi, proto: unknown, pattern: unknown): Trusted
 export function reloadTrusted(st: TrustedState): Promise<number> {
   if (st.loading) return st.loading;
   st.lastAttempt = Date.now();
+  const db = st.db;
+  if (!db) return Promise.reject(new Error('no db_url set for the permissions module'));
   st.loading = (async () => {
     try {
-      const r = await st.db.query<{ ip: unknown; proto: unknown; pat: unknown }>(st.selectAll);
+      const r = await db.query<{ ip: unknown; proto: unknown; pat: unknown }>(st.selectAll);
       const map = new Map<string, TrustedRule[]>();
       let n = 0;
       for (const row of r.rows) {
@@ -101,6 +104,7 @@ function fromUri(ctx: MsgContext): string | undefined {
 }
 
 async function queryRules(st: TrustedState, ip: string): Promise<TrustedRule[] | undefined> {
+  if (!st.db) return undefined;
   try {
     const r = await st.db.query<{ proto: unknown; pat: unknown }>(st.selectByIp, [ip]);
     const out: TrustedRule[] = [];
@@ -118,6 +122,14 @@ async function queryRules(st: TrustedState, ip: string): Promise<TrustedRule[] |
 
 /** 1 when a trusted row matches the request's source, transport and From URI, else -1. */
 export function allowTrusted(st: TrustedState, ctx: MsgContext): number | Promise<number> {
+  if (!st.db) {
+    st.core.log.once(
+      L_ERR,
+      'trusted:nodb',
+      'ERROR: allow_trusted(): the permissions module has no db_url: no peer is trusted',
+    );
+    return -1;
+  }
   const ip = ctx.src.ip.toLowerCase();
   const proto = ctx.src.proto;
   if (st.mode === 1) {
