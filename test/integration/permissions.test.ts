@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { type Backend, createSchema, type Db } from '../../src/db/index.js';
@@ -21,6 +22,18 @@ for (const b of ['mysql', 'postgres'] as const) {
   if (why) unreachable[b] = why;
 }
 const skipOf = (b: Backend) => (unreachable[b] && SKIP_EXTERNAL ? unreachable[b] : undefined);
+
+/** sipsak's OPTIONS to `uri` through ser (-p: outbound proxy); its exit code and output */
+function sipsak(uri: string, port: number): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      'sipsak',
+      ['-v', '-s', uri, '-p', `127.0.0.1:${port}`, '-H', '127.0.0.1'],
+      { timeout: 15000 },
+      (e, out) => resolve({ code: e ? (typeof e.code === 'number' ? e.code : 99) : 0, out }),
+    );
+  });
+}
 
 function serctl(
   args: string[],
@@ -121,6 +134,21 @@ for (const backend of ['sqlite', 'mysql', 'postgres'] as Backend[]) {
       assert.equal(rm.code, 0, rm.err);
       assert.equal(await ask(phone, ser, 'sip:800@foo.bar'), '403 Not Local');
       assert.equal((await serctl(['domain', 'add', 'foo.bar'], env())).code, 0);
+    });
+
+    it('sipsak: an OPTIONS for a free number is answered once its domains are local', async (t) => {
+      if (!existsSync('/usr/bin/sipsak')) return t.skip('sipsak missing');
+      const before = await sipsak('sip:800@localhost', ser.port);
+      assert.equal(before.code, 1, before.out);
+      assert.match(before.out, /^SIP\/2\.0 403 Not Local/m);
+      // sipsak's From is sip:sipsak@127.0.0.1: that domain must be local as well
+      for (const d of ['localhost', '127.0.0.1'])
+        assert.equal((await serctl(['domain', 'add', d], env())).code, 0);
+      const after = await sipsak('sip:800@localhost', ser.port);
+      assert.equal(after.code, 0, after.out);
+      assert.match(after.out, /^SIP\/2\.0 200 Free/m);
+      for (const d of ['localhost', '127.0.0.1'])
+        assert.equal((await serctl(['domain', 'rm', d], env())).code, 0);
     });
 
     it('serctl acl grant/revoke (M8) takes effect on the next request', async () => {
