@@ -4,9 +4,6 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import type { Db, OpenOptions } from './api.js';
-import { MysqlDb } from './mysql.js';
-import { PostgresDb } from './postgres.js';
-import { SqliteDb } from './sqlite.js';
 import { parseDbUrl } from './url.js';
 
 export type * from './api.js';
@@ -39,15 +36,22 @@ export const DEFAULT_DB_URL = 'sqlite://ser.db';
  */
 export async function openDb(url: string, opts: OpenOptions = {}): Promise<Db> {
   const u = parseDbUrl(url);
+  // drivers load on first use: a server that never opens MariaDB or PostgreSQL does not carry
+  // mysql2 and pg in memory (several MB of RSS per process)
   switch (u.backend) {
     case 'sqlite': {
       const path =
         u.path === ':memory:' || isAbsolute(u.path) ? u.path : resolve(opts.baseDir ?? process.cwd(), u.path);
+      const { SqliteDb } = await import('./sqlite.js');
       return new SqliteDb(u.masked, path, opts);
     }
-    case 'mysql':
+    case 'mysql': {
+      const { MysqlDb } = await import('./mysql.js');
       return new MysqlDb(u, opts);
-    case 'postgres':
+    }
+    case 'postgres': {
+      const { PostgresDb } = await import('./postgres.js');
       return new PostgresDb(u, opts);
+    }
   }
 }

@@ -1,0 +1,97 @@
+/**
+ * `npm run bench`: this server beside Debian's Kamailio (and, for OPTIONS, a bare Node UDP
+ * loop) in one run of the shared side-by-side runner (../shared/bench/run.sh), on the same
+ * SER-syntax routing script, then results.json / results.md / chart.svg (bench/report.ts).
+ *
+ *   npm run bench -- [--scenarios options,register,regauth,call] [--ramp] [--quick]
+ *                    [--reps N] [--children N] [--kam-children N] [--out DIR]
+ *
+ * Default: the same-rate comparison the performance goals are stated in (OPTIONS and
+ * REGISTER at 2,000 and 4,000/s, authenticated REGISTER at 1,000 and 2,000/s, calls at 100
+ * and 200 cps), 10-second steps. `--ramp` also finds each server's highest zero-failure rate.
+ * Needs sip-tester, sipsak, jq, kamailio, kamailio-sqlite-modules, sqlite3 (scripts/install-bench-deps.sh).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { toMarkdown, writeReport } from './report.js';
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const SHARED = resolve(process.env.BENCH_SHARED ?? join(REPO, '..', 'shared', 'bench'));
+const SER_JS = join(REPO, 'dist', 'src', 'cli', 'ser.js');
+
+const SAME_RATES: Record<string, string> = {
+  options: '2000,4000',
+  register: '2000,4000',
+  regauth: '1000,2000',
+  call: '100,200',
+};
+
+function die(msg: string): never {
+  process.stderr.write(`bench: ${msg}\n`);
+  process.exit(1);
+}
+
+const argv = process.argv.slice(2);
+const opt = {
+  scenarios: ['options', 'register', 'regauth', 'call'],
+  ramp: false,
+  quick: false,
+  reps: 1,
+  children: 2,
+  kamChildren: 2,
+  out: '',
+};
+for (let i = 0; i < argv.length; i++) {
+  const a = argv[i];
+  const val = () => argv[++i] ?? die(`${a} needs a value`);
+  if (a === '--scenarios') opt.scenarios = val().split(',');
+  else if (a === '--ramp') opt.ramp = true;
+  else if (a === '--quick') opt.quick = true;
+  else if (a === '--reps') opt.reps = Number(val());
+  else if (a === '--children') opt.children = Number(val());
+  else if (a === '--kam-children') opt.kamChildren = Number(val());
+  else if (a === '--out') opt.out = val();
+  else die(`unknown option ${a} (see the comment at the top of bench/run.ts)`);
+}
+for (const s of opt.scenarios) if (!(s in SAME_RATES)) die(`unknown scenario ${s}`);
+if (!existsSync(join(SHARED, 'run.sh'))) die(`the shared runner is not at ${SHARED} (set BENCH_SHARED)`);
+if (!existsSync(SER_JS)) die('build first (npm run build)');
+for (const tool of ['sipp', 'sipsak', 'jq', 'kamailio'])
+  if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0)
+    die(`${tool} is missing: run scripts/install-bench-deps.sh`);
+
+const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+const out = resolve(opt.out || join(REPO, 'bench', 'results', stamp));
+mkdirSync(dirname(out), { recursive: true });
+
+const noAuth = opt.scenarios.filter((s) => s !== 'regauth');
+const withAuth = opt.scenarios.includes('regauth');
+const servers: string[] = [];
+const ours = (v: string) => `servers/ser-cfg.sh ${v} ${opt.children} {PORT}`;
+const kam = (v: string) => `servers/kamailio.sh ${v} ${opt.kamChildren} {PORT}`;
+if (noAuth.length) servers.push(`kam-c${opt.kamChildren}:${noAuth.join(',')}=${kam('noauth')}`);
+if (withAuth) servers.push(`kam-c${opt.kamChildren}:regauth=${kam('auth')}`);
+if (noAuth.length) servers.push(`ts:${noAuth.join(',')}=${ours('noauth')}`);
+if (withAuth) servers.push(`ts:regauth=${ours('auth')}`);
+if (opt.scenarios.includes('options'))
+  servers.push('node:options=node baseline/options-responder.mjs {PORT}');
+
+const args = ['-S', opt.scenarios.join(','), '-R', String(opt.reps), '-o', out];
+if (opt.quick) args.push('-d', '5', '--warmup', '2');
+if (!opt.ramp) for (const s of opt.scenarios) args.push('--rates', `${s}=${SAME_RATES[s]}`);
+for (const s of servers) args.push('-s', s);
+
+process.stdout.write(`bench: ${SHARED}/run.sh ${args.map((a) => (/\s/.test(a) ? `'${a}'` : a)).join(' ')}\n`);
+const r = spawnSync(join(SHARED, 'run.sh'), args, {
+  cwd: SHARED,
+  stdio: 'inherit',
+  env: { ...process.env, SER_BIN: `node ${SER_JS} -D` },
+});
+if (!existsSync(join(out, 'summary.jsonl'))) die(`the runner wrote no summary (exit ${r.status})`);
+const report = writeReport(out, 'ts', 'kam');
+process.stdout.write(
+  `\n${toMarkdown(report)}\nbench: results in ${out} (results.json, results.md, chart.svg)\n`,
+);
+process.exit(r.status ?? 1);
