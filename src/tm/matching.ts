@@ -29,8 +29,3 @@ export function clientKeyOfReply(msg: SipMessage): string | undefined {
 export function clientKey(branch: string, method: string): string {
   return `${branch}|${method}`;
 }
-
-/** Dialog-level key of an INVITE and the ACK for its 2xx (which carries a new branch). */
-export function e2eKey(msg: SipMessage): string {
-  return `${msg.callId}|${msg.fromTag ?? ''}|${msg.cseq.seq}`;
-}

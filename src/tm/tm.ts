@@ -18,7 +18,7 @@ import type { TmTimers } from './config.js';
 import { buildCancel } from './hop-by-hop.js';
 import { InviteClientTransaction } from './invite-client-transaction.js';
 import { InviteServerTransaction } from './invite-server-transaction.js';
-import { clientKey, clientKeyOfReply, e2eKey, serverKey } from './matching.js';
+import { clientKey, clientKeyOfReply, serverKey } from './matching.js';
 import { NonInviteClientTransaction } from './non-invite-client-transaction.js';
 import { NonInviteServerTransaction } from './non-invite-server-transaction.js';
 import { pickBranch, upstreamCode } from './reply-selection.js';
@@ -61,8 +61,6 @@ interface Destination {
 export class TransactionManager implements TmApi {
   readonly server: TransactionTable<Cell> = new MapTable<Cell>();
   readonly clients: TransactionTable<ClientTransaction> = new MapTable<ClientTransaction>();
-  /** INVITE cells that relayed a 2xx, by dialog key, for end-to-end ACKs */
-  private readonly e2e = new Map<string, Cell>();
   private readonly byCtx = new WeakMap<MsgContext, Cell>();
   /** t_on_failure / t_on_reply armed before the transaction exists */
   private readonly armed = new WeakMap<MsgContext, { failure?: string; reply?: string }>();
@@ -159,10 +157,6 @@ export class TransactionManager implements TmApi {
     if (this.server.get(cell.key) === cell) this.server.delete(cell.key);
     cell.guard?.cancel();
     if (cell.finalSent) this.waiting--;
-    if (cell.relayed2xx) {
-      const k = e2eKey(cell.request);
-      if (this.e2e.get(k) === cell) this.e2e.delete(k);
-    }
   }
 
   /** "tm can handle only one transaction per request" (seed 003) */
@@ -300,6 +294,8 @@ export class TransactionManager implements TmApi {
       return -1;
     }
     ctx.branches = [];
+    // header edits failure_route made go into the new branches (SER applies its lumps)
+    cell.outBase = undefined;
     const n = await this.fork(cell, ctx, dests, dest, false);
     return n > 0 ? 1 : -1;
   }
@@ -379,16 +375,21 @@ export class TransactionManager implements TmApi {
   private sendCancel(b: CellBranch): void {
     if (b.cancelSent) return;
     b.cancelSent = true;
+    this.cancelTx(b.tx, b.target, b.branch);
+  }
+
+  /** a CANCEL for a pending INVITE client transaction, in its own non-INVITE transaction */
+  private cancelTx(inv: ClientTransaction, target: SendTarget, branch: string): void {
     let data: Buffer;
     try {
-      data = buildCancel(b.tx.sent);
+      data = buildCancel(inv.sent);
     } catch {
       return;
     }
-    const out = this.transportTo(b.target);
+    const out = this.transportTo(target);
     const user: ClientTxUser = { onReply() {}, onTimeout() {}, onTransportError() {} };
     const tx = new NonInviteClientTransaction(data, out, this.core.timers, this.opts.timers, user);
-    const k = clientKey(b.branch, 'CANCEL');
+    const k = clientKey(branch, 'CANCEL');
     this.clients.set(k, tx);
     tx.onTerminated = () => {
       if (this.clients.get(k) === tx) this.clients.delete(k);
@@ -578,10 +579,7 @@ export class TransactionManager implements TmApi {
       // already sent a non-2xx upstream, the 2xx still goes, statelessly by its Via
       if (cell.uas.state === 'proceeding' || cell.uas.state === 'accepted') this.relayUpstream(cell, msg);
       else void this.core.forwardReply(msg);
-      if (!cell.relayed2xx) {
-        cell.relayed2xx = true;
-        this.e2e.set(e2eKey(cell.request), cell);
-      }
+      cell.relayed2xx = true;
       // §16.7 step 10: the other branches are cancelled
       this.cancelPending(cell, br);
       return;
@@ -640,7 +638,7 @@ export class TransactionManager implements TmApi {
     const idx = pickBranch(codes);
     if (idx < 0) return;
     cell.pickedCode = codes[idx];
-    if (cell.onFailure && !cell.cancelled) {
+    if (cell.onFailure && !cell.cancelled && !cell.sixxx) {
       void this.runFailure(cell);
       return;
     }
@@ -738,6 +736,79 @@ export class TransactionManager implements TmApi {
       }
     }
   }
+  // ------------------------------------------------------------------ local UAC (t_uac_dlg)
+
+  /** Send a request as a local client transaction; resolves with its final reply. */
+  async uac(r: UacRequest): Promise<UacResult> {
+    let target: SendTarget | undefined;
+    try {
+      target = (await this.core.resolveUri(r.outbound ?? r.ruri))[0];
+    } catch {
+      target = undefined;
+    }
+    if (!target) return { code: 478, reason: 'Unresolvable destination' };
+    const branch = `z9hG4bK${this.instance}u${(++this.seq).toString(36)}`;
+    const via = this.core.viaFor(target, branch);
+    if (!via) return { code: 500, reason: 'No socket toward the destination' };
+    const method = r.method.toUpperCase();
+    const lines = [`${method} ${r.ruri} SIP/2.0`, `Via: ${via}`];
+    const has = (...names: string[]) =>
+      r.headers.some((h) => names.includes(h.slice(0, h.indexOf(':')).trim().toLowerCase()));
+    for (const h of r.headers) {
+      const name = h.slice(0, h.indexOf(':')).trim().toLowerCase();
+      if (name === 'content-length' || name === 'l') continue;
+      if ((name === 'from' || name === 'f') && !/;\s*tag\s*=/i.test(h))
+        lines.push(`${h};tag=${generateTag()}`);
+      else lines.push(h);
+    }
+    if (!has('call-id', 'i')) lines.push(`Call-ID: ${randomBytes(8).toString('hex')}@${target.ip}`);
+    if (!has('cseq')) lines.push(`CSeq: ${1 + (this.seq % 1000)} ${method}`);
+    if (!has('max-forwards')) lines.push('Max-Forwards: 70');
+    const body = Buffer.from(r.body ?? '', 'utf8');
+    lines.push(`Content-Length: ${body.length}`);
+    const data = Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1'), body]);
+    this.stats.total++;
+    this.stats.local++;
+    const out = this.transportTo(target);
+    if (method === 'ACK') {
+      // an ACK has no transaction: sent once
+      const ok = await out.send(data);
+      return ok ? { code: 200, reason: 'ACK sent' } : { code: 503, reason: 'Service Unavailable' };
+    }
+    this.localActive++;
+    return new Promise<UacResult>((resolve) => {
+      let done = false;
+      const finish = (res: UacResult) => {
+        if (done) return;
+        done = true;
+        this.localActive--;
+        this.stats.completed[Math.floor(res.code / 100)]++;
+        resolve(res);
+      };
+      const user: ClientTxUser = {
+        onReply: (msg) => {
+          if (msg.status >= 200) finish({ code: msg.status, reason: msg.reason, reply: msg });
+        },
+        onTimeout: () => {
+          // Timer C of a ringing local INVITE: cancel it like a proxy branch
+          if (tx.provisional) this.cancelTx(tx, target!, branch);
+          finish({ code: 408, reason: 'Request Timeout' });
+        },
+        onTransportError: () => finish({ code: 503, reason: 'Service Unavailable' }),
+      };
+      const t = this.opts.timers;
+      const tx =
+        method === 'INVITE'
+          ? new InviteClientTransaction(data, out, this.core.timers, t, user)
+          : new NonInviteClientTransaction(data, out, this.core.timers, t, user);
+      const k = clientKey(branch, method);
+      this.clients.set(k, tx);
+      tx.onTerminated = () => {
+        if (this.clients.get(k) === tx) this.clients.delete(k);
+      };
+      tx.start();
+    });
+  }
 }
 
 /** Max-Forwards as received: undefined when absent or unreadable */
@@ -774,4 +845,21 @@ function isLoop(msg: SipMessage, lh: string, core: CoreApi): boolean {
   const prefix = `z9hG4bK${lh}.`;
   for (const v of msg.vias) if (v.branch?.startsWith(prefix) && core.isOurVia(v)) return true;
   return false;
+}
+
+/** A request the server itself sends (FIFO t_uac_dlg). */
+export interface UacRequest {
+  method: string;
+  ruri: string;
+  /** next hop instead of the Request-URI's (no Route header is added, as in SER) */
+  outbound?: string;
+  /** complete header lines; From and To are required, Call-ID, CSeq, From-tag, Max-Forwards are added when missing */
+  headers: string[];
+  body?: string;
+}
+
+export interface UacResult {
+  code: number;
+  reason: string;
+  reply?: SipMessage;
 }

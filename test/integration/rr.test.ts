@@ -104,6 +104,48 @@ route {
   });
 });
 
+/** tm's branches call core.beforeForward() once src/tm/tm.ts does (see docs/modules/rr.md) */
+const tmCallsForwardHooks = /beforeForward\(/.test(readFileSync(join(REPO, 'src', 'tm', 'tm.ts'), 'utf8'));
+
+describe('double Record-Route with t_relay_to_tcp', () => {
+  let ser: Ser;
+  let ua: UdpPeer;
+  let callee: TcpSink;
+  before(async () => {
+    ua = await UdpPeer.open();
+    callee = await TcpSink.open();
+    ser = await startSer(`
+loadmodule "sl.so"
+loadmodule "tm.so"
+loadmodule "rr.so"
+route {
+  record_route();
+  if (loose_route()) { t_relay(); break; };
+  t_relay_to_tcp(127.0.0.1, ${callee.port});
+}`);
+  });
+  after(async () => {
+    ua.close();
+    callee.close();
+    await ser.stop();
+  });
+
+  it('UDP in, TCP out through tm: two entries, the TCP one on top', {
+    todo: !tmCallsForwardHooks && 'tm does not run the forward hooks yet',
+  }, async () => {
+    ua.send(request('INVITE', 'sip:bob@example.com', { ip: '127.0.0.1', port: ua.port }), ser.port);
+    const inv = await callee.next();
+    const ftag = inv.fromTag;
+    assert.deepEqual(
+      inv.recordRoutes.map((r) => r.uri),
+      [
+        `sip:127.0.0.1:${ser.port};transport=tcp;r2=on;ftag=${ftag};lr`,
+        `sip:127.0.0.1:${ser.port};r2=on;ftag=${ftag};lr`,
+      ],
+    );
+  });
+});
+
 describe('loose_route over the wire', () => {
   let ser: Ser;
   let ua: UdpPeer;

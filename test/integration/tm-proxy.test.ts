@@ -11,7 +11,7 @@ import { MemorySink } from '../../src/core/log.js';
 import { type RunningServer, startServer } from '../../src/core/server.js';
 import { messageLength, parseMessage, type SipMessage } from '../../src/sip/message.js';
 import type { TmState } from '../../src/modules/tm/index.js';
-import { freePort, haveSeeds, request, type Ser, seedScript, startSer, UdpPeer } from './harness.js';
+import { freePort, haveSeeds, request, type Ser, seedScript, startSer, TcpPeer, UdpPeer } from './harness.js';
 import { drain, isReq, isStatus, nextWhere, replyFor } from './tm-helpers.js';
 
 function ackFor(inv: string, final: SipMessage): string {
@@ -324,6 +324,31 @@ onreply_route[1] {
     assert.equal(ok.vias.length, 1);
   });
 
+  it('TCP → UDP: a request over TCP goes to a UDP branch, replies come back on the connection', async () => {
+    const c = await TcpPeer.open(port);
+    try {
+      const i = request('INVITE', `sip:plain@127.0.0.1:${port}`, {
+        ip: '127.0.0.1',
+        port: c.localPort,
+        proto: 'TCP',
+      });
+      c.write(i);
+      const f = await nextWhere(uas1, isReq('INVITE'));
+      assert.equal(f.topVia?.transport, 'UDP');
+      assert.equal(f.vias[1].transport, 'TCP');
+      uas1.send(replyFor(f, 486, 'Busy Here'), port);
+      await nextWhere(uas1, isReq('ACK'));
+      const text = await c.waitFor((t) => t.includes('SIP/2.0 486'));
+      assert.match(text, /^SIP\/2\.0 100 /);
+      assert.match(text, /SIP\/2\.0 486 Busy Here/);
+      // over TCP the 486 is not retransmitted (no Timer G)
+      await new Promise((r) => setTimeout(r, 700));
+      assert.equal(c.data.toString('latin1').match(/SIP\/2\.0 486/g)?.length, 1);
+    } finally {
+      c.close();
+    }
+  });
+
   it('t_stats counts what happened', () => {
     const st = srv.states.get('tm') as TmState;
     const s = srv.core.statGroups.get('tm')!();
@@ -333,6 +358,49 @@ onreply_route[1] {
     assert.ok(s.completed_6xx >= 1);
     assert.ok(s.replied_localy >= 2);
     assert.ok(st.tm.current >= 0);
+  });
+});
+
+describe('noisy_ctimer 0 (SER default): a ringing single branch is dropped silently at fr_inv_timer', () => {
+  let srv: RunningServer;
+  let port: number;
+  let uac: UdpPeer;
+  let uas: UdpPeer;
+  before(async () => {
+    port = await freePort();
+    uac = await UdpPeer.open();
+    uas = await UdpPeer.open();
+    srv = await startServer(parseSerArgs(['-f', 'mem.cfg', '-D']), {
+      logSink: new MemorySink(),
+      configText: `listen=udp:127.0.0.1:${port}
+fork=no
+loadmodule "tm.so"
+modparam("tm", "fr_inv_timer", 1)
+modparam("tm", "wt_timer", 1)
+route { rewritehostport("127.0.0.1:${uas.port}"); t_relay(); }
+`,
+    });
+  });
+  after(async () => {
+    uac.close();
+    uas.close();
+    await srv.stop();
+  });
+  it('no CANCEL, no 408; a late 200 still reaches the caller', async () => {
+    uac.send(request('INVITE', `sip:x@127.0.0.1:${port}`, { ip: '127.0.0.1', port: uac.port }), port);
+    const f = await nextWhere(uas, isReq('INVITE'));
+    uas.send(replyFor(f, 180, 'Ringing'), port);
+    await nextWhere(uac, isStatus(180));
+    const seen = await drain(uas, 1500);
+    assert.deepEqual(
+      seen.map((m) => m.method),
+      [],
+      'no CANCEL',
+    );
+    assert.equal((await drain(uac, 100)).length, 0, 'no 408');
+    uas.send(replyFor(f, 200, 'OK'), port);
+    const ok = await nextWhere(uac, isStatus(200));
+    assert.equal(ok.vias.length, 1);
   });
 });
 

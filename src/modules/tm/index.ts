@@ -9,6 +9,7 @@ import { ANY_ROUTE, defineModule, FixupError, type ParamSpec, type ParamValue } 
 import * as A from '../../script/args.js';
 import { DEFAULT_TIMERS, type TmTimers } from '../../tm/config.js';
 import { type RelayDest, TransactionManager } from '../../tm/tm.js';
+import { uacDlgCommand } from './uac-dlg.js';
 
 export interface TmState {
   core: CoreApi;
@@ -186,5 +187,6 @@ export default defineModule<TmState>({
         return { code: 200, reason: 'ok', body, data: s };
       },
     },
+    t_uac_dlg: uacDlgCommand,
   },
 });
