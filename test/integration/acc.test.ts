@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { callsFromAcc, queryCdrs } from '../../src/acc/cdr-query.js';
 import { type Backend, openDb } from '../../src/db/index.js';
+import { fifoCall } from '../../src/mgmt/fifo-client.js';
 import { makeTestDb, probe, SKIP_EXTERNAL } from '../db/helpers.js';
 import { freePort, haveSeeds, request, type Ser, seedScript, sleep, startSer, UdpPeer } from './harness.js';
 import { explain, haveSipp, type SippRun, sipp } from './proxy-sipp.js';
@@ -278,7 +279,8 @@ describe('call records: the SIPp pause between ACK and BYE is the duration', {
         }
       }
       const tdb = await makeTestDb(b);
-      const ser = await startSer(cdrCfg(tdb.url));
+      const fifo = `/tmp/ser_acc_fifo_${process.pid}_${b}`;
+      const ser = await startSer(`fifo="${fifo}"\n${cdrCfg(tdb.url)}`);
       try {
         const r = await runCalls(ser, 1, ['-d', '2000']);
         assert.equal(r.code, 0, explain('uac', r));
@@ -297,6 +299,30 @@ describe('call records: the SIPp pause between ACK and BYE is the duration', {
         assert.equal(seed.length, 1, JSON.stringify(seed));
         assert.equal(seed[0].callId, c.callId);
         assert.ok(Math.abs(seed[0].duration - c.duration) <= 1, `seed ${seed[0].durata}, cdr ${c.duration}s`);
+        // the same call through the FIFO and JSON-RPC management command
+        const f = await fifoCall(fifo, 'acc_cdrs', ['callee', '1h']);
+        assert.equal(f.code, 200);
+        assert.equal(f.body.length, 1);
+        assert.match(
+          f.body[0],
+          /sip:caller@127\.0\.0\.1:\d+ -> sip:callee@127\.0\.0\.1:\d+ answered 200 duration=2s hangup=caller/,
+        );
+        const rpc = await rpcLine(`${fifo}.sock`, {
+          jsonrpc: '2.0',
+          id: 7,
+          method: 'acc_cdrs',
+          params: ['-', '1h', '5'],
+        });
+        assert.equal(rpc.id, 7);
+        const data = (rpc.result as { data: { callId: string; duration: number }[] }).data;
+        assert.equal(data.length, 1, JSON.stringify(rpc));
+        assert.equal(data[0].callId, c.callId);
+        assert.equal(data[0].duration, 2);
+        const bad = await fifoCall(fifo, 'acc_cdrs', ['-', 'last week']);
+        assert.equal(bad.code, 400);
+        const stats = await fifoCall(fifo, 'acc_stats');
+        assert.ok(stats.body.includes('db_lost=0'), stats.body.join('\n'));
+        assert.ok(stats.body.includes('cdr_ended=1'), stats.body.join('\n'));
       } finally {
         await ser.stop();
         await tdb.cleanup();
@@ -304,6 +330,32 @@ describe('call records: the SIPp pause between ACK and BYE is the duration', {
     });
   }
 });
+
+/** One JSON-RPC request over the unix socket: one line out, one line back. */
+function rpcLine(path: string, req: unknown): Promise<{ id: unknown; result?: unknown; error?: unknown }> {
+  return new Promise((resolve, reject) => {
+    const c = connect(path);
+    let buf = '';
+    const t = setTimeout(() => {
+      c.destroy();
+      reject(new Error('rpc timeout'));
+    }, 5000);
+    c.on('connect', () => c.write(`${JSON.stringify(req)}\n`));
+    c.on('data', (d) => {
+      buf += d.toString();
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) {
+        clearTimeout(t);
+        c.destroy();
+        resolve(JSON.parse(buf.slice(0, nl)));
+      }
+    });
+    c.on('error', (e) => {
+      clearTimeout(t);
+      reject(e);
+    });
+  });
+}
 
 /** A TCP relay to MariaDB that can be switched off and on: the database "goes down". */
 class Relay {
@@ -371,6 +423,102 @@ describe('database down during calls (MariaDB behind a relay)', { skip: !haveSip
       await ser.stop();
       await relay.down();
       await tdb.cleanup();
+    }
+  });
+});
+
+/** A reply to a received request, as a UAS sends it: every Via, From, To with a tag, Call-ID, CSeq. */
+function uasReply(rq: import('../../src/sip/message.js').SipMessage, code: number, reason: string): string {
+  const vias = rq.headers('Via').map((v) => `Via: ${v}`);
+  const to = rq.header('To')!;
+  return [
+    `SIP/2.0 ${code} ${reason}`,
+    ...vias,
+    `From: ${rq.header('From')}`,
+    `To: ${to}${/;tag=/.test(to) ? '' : ';tag=callee1'}`,
+    `Call-ID: ${rq.callId}`,
+    `CSeq: ${rq.header('CSeq')}`,
+    'Content-Length: 0',
+    '',
+    '',
+  ].join('\r\n');
+}
+
+describe('digest credentials in the accounting record', () => {
+  it('an INVITE that passed proxy_authorize is recorded with digest_username and digest_realm', async () => {
+    const { answer, makeSubscribers, REALM } = await import('./auth-helpers.test.js');
+    const dir = mkdtempSync(join(tmpdir(), 'ser-acc-auth-'));
+    const url = `sqlite://${join(dir, 'ser.db')}`;
+    await makeSubscribers(url, { alice: 'secret1' });
+    const ser = await startSer(`debug=2
+loadmodule "sl.so"
+loadmodule "tm.so"
+loadmodule "auth.so"
+loadmodule "auth_db.so"
+loadmodule "acc.so"
+modparam("auth", "secret", "acc-test-secret")
+modparam("auth_db", "db_url", "${url}")
+modparam("acc", "db_url", "${url}")
+modparam("acc", "db_flag", 2)
+modparam("acc", "log_flag", 2)
+modparam("acc", "log_fmt", "mcsuR")
+route {
+  if (method=="INVITE" && !proxy_authorize("${REALM}", "subscriber")) { proxy_challenge("${REALM}", "0"); break; };
+  setflag(2);
+  t_relay();
+}`);
+    const caller = await UdpPeer.open();
+    const callee = await UdpPeer.open();
+    try {
+      const ruri = `sip:bob@127.0.0.1:${callee.port}`;
+      const from = { ip: '127.0.0.1', port: caller.port };
+      const first = request('INVITE', ruri, from, [
+        `From: <sip:alice@${REALM}>;tag=al1`,
+        'Call-ID: acc-auth-1@it',
+      ]);
+      caller.send(first, ser.port);
+      const ch = await caller.nextMsg(3000);
+      assert.equal(ch.status, 407);
+      const auth = answer({ user: 'alice', password: 'secret1', challenge: ch, method: 'INVITE', uri: ruri });
+      caller.send(
+        request('INVITE', ruri, from, [
+          `From: <sip:alice@${REALM}>;tag=al1`,
+          'Call-ID: acc-auth-1@it',
+          'CSeq: 2 INVITE',
+          auth,
+        ]),
+        ser.port,
+      );
+      const inv = await callee.nextMsg(3000);
+      assert.equal(inv.method, 'INVITE');
+      callee.send(uasReply(inv, 200, 'OK'), ser.port);
+      let ok: number | undefined;
+      for (let i = 0; i < 4 && ok === undefined; i++) {
+        const m = await caller.nextMsg(3000);
+        if (m.status >= 200) ok = m.status;
+      }
+      assert.equal(ok, 200);
+      await ser.waitLog(/ACC: transaction answered: method=INVITE/, 3000);
+      assert.match(
+        ser.stderr(),
+        /ACC: transaction answered: method=INVITE, call_id=acc-auth-1@it, status=200 OK, uid=alice, realm=test\.realm/,
+      );
+      let rows: Record<string, unknown>[] = [];
+      for (let i = 0; i < 20 && rows.length === 0; i++) {
+        const db = await openDb(url);
+        if ((await db.listTables()).includes('acc')) rows = await db.select('acc');
+        await db.close();
+        if (rows.length === 0) await sleep(100);
+      }
+      assert.equal(rows.length, 1);
+      assert.equal(rows[0].digest_username, 'alice');
+      assert.equal(rows[0].digest_realm, REALM);
+      assert.equal(rows[0].sip_callid, 'acc-auth-1@it');
+    } finally {
+      caller.close();
+      callee.close();
+      await ser.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

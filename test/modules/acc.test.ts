@@ -18,6 +18,7 @@ import { MessageContext } from '../../src/core/msg-context.js';
 import { systemClock, TimerWheel } from '../../src/core/timer.js';
 import { type Backend, type Db, openDb } from '../../src/db/index.js';
 import acc, { type AccState, cdrFilter } from '../../src/modules/acc/index.js';
+import { setAuthorized } from '../../src/modules/auth/credentials.js';
 import { checkLogFmt } from '../../src/modules/acc/log-fmt.js';
 import { parseMessage, type SipMessage } from '../../src/sip/message.js';
 import type { TmApi, TmCompletion, TmE2eAck } from '../../src/tm/api.js';
@@ -251,8 +252,7 @@ describe('acc: SQL records', () => {
     const h = await harness({ db_url: url, db_flag: 2, db_missed_flag: 3 });
     const inv = request('INVITE');
     const ctx = new MessageContext(inv, SRC, DST);
-    ctx.avps.set('auth/username', ['alice']);
-    ctx.avps.set('auth/realm', ['iptel.org']);
+    setAuthorized(ctx, 'alice', 'iptel.org', 'authorization:0');
     h.complete(inv, 200, 'OK', { flags: F(2), ctx });
     h.complete(request('INVITE', { fromTag: 'x2' }), 486, 'Busy Here', { flags: F(2, 3) });
     assert.equal(await h.st.writer!.flush(), true);

@@ -16,6 +16,7 @@ import { DEFAULT_DB_URL, openDb, parseDbUrl } from '../../db/index.js';
 import * as A from '../../script/args.js';
 import type { SipMessage } from '../../sip/message.js';
 import type { TmApi, TmCompletion, TmE2eAck } from '../../tm/api.js';
+import { authorizedCredentials } from '../auth/credentials.js';
 import { AccDbWriter, type DbOp } from './db-writer.js';
 import {
   ACC_ACKED,
@@ -68,15 +69,16 @@ export interface AccState {
 /** is flag `n` (1–31; 0 = off, as in SER) set in `flags` */
 const flagged = (flags: number, n: number) => n > 0 && (flags & (1 << n)) !== 0;
 
+/** the credentials www_authorize/proxy_authorize accepted for the request */
 function digestOf(ctx: MsgContext | undefined): DigestCred | undefined {
-  const u = ctx?.avps.get('auth/username')?.[0];
-  const r = ctx?.avps.get('auth/realm')?.[0];
-  return u !== undefined && r !== undefined ? { username: String(u), realm: String(r) } : undefined;
+  const c = ctx && authorizedCredentials(ctx);
+  return c ? { username: c.username, realm: c.realm } : undefined;
 }
 
 function writeLog(st: AccState, lead: string, rec: AccRecord): void {
-  st.core.log.log(st.cfg.logLevel, formatLine(lead, st.cfg.logFmt, rec));
   st.stats.log_records++;
+  if (st.core.log.enabled(st.cfg.logLevel))
+    st.core.log.log(st.cfg.logLevel, formatLine(lead, st.cfg.logFmt, rec));
 }
 
 function writeDb(st: AccState, table: string, rec: AccRecord, missed: boolean): void {
@@ -132,7 +134,14 @@ export function onCompleted(st: AccState, ev: TmCompletion): void {
     if (flagged(ev.flags, c.logFlag)) writeLog(st, ACC_ANSWERED, record());
     if (flagged(ev.flags, c.dbFlag)) writeDb(st, c.tableAcc, record(), false);
   }
-  if (isInvite && ev.code >= 200 && ev.code < 300 && st.inviteStatus.size < 100_000) {
+  // the ACK report carries the INVITE's status; kept only for a moment (bounded)
+  if (
+    isInvite &&
+    ev.code < 300 &&
+    c.reportAck &&
+    (flagged(ev.flags, c.logFlag) || flagged(ev.flags, c.dbFlag))
+  ) {
+    if (st.inviteStatus.size >= 10_000) st.inviteStatus.clear();
     st.inviteStatus.set(statusKey(rq), { code: ev.code, reason: ev.reason });
   }
   if (!st.cdr) return;
@@ -451,9 +460,7 @@ export default defineModule<AccState>({
     if (cdr) {
       const every = Math.min(60_000, cdrTimeout);
       const tick = () => {
-        cdr.sweep(Date.now());
-        // ACK statuses are only needed for a moment after the 2xx
-        if (st.inviteStatus.size > 10_000) st.inviteStatus.clear();
+        cdr.sweep(wallTime(st, core.clock.now()).getTime());
         st.sweep = core.timers.add(every, tick);
       };
       st.sweep = core.timers.add(every, tick);
