@@ -65,6 +65,22 @@ describe('group fixups and parameters', () => {
     assert.throws(() => group.params!.use_domain.validate!(2), FixupError);
   });
 
+  it('a database server that does not answer at start-up is a warning; checks are false until it answers', async () => {
+    const { core, sink } = fakeCore();
+    // nothing listens on port 9 of 127.0.0.1: the connection is refused at once
+    const g = await load(group, core, { db_url: 'mysql://ser@127.0.0.1:9/ser' });
+    try {
+      assert.match(
+        sink.lines.join('\n'),
+        /WARNING: group: database mysql:\/\/ser@127\.0\.0\.1:9\/ser not reachable at start-up/,
+      );
+      assert.equal(await g.call(req('sip:800@gw'), 'is_user_in', 'Request-URI', 'free-pstn'), -1);
+      assert.equal((g.state as GroupState).errors, 1);
+    } finally {
+      await group.destroy?.(g.state);
+    }
+  });
+
   it('start-up fails with a clear message when the grp table is missing', async () => {
     const { core } = fakeCore();
     const t = await makeTestDb('sqlite');
