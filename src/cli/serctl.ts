@@ -659,6 +659,27 @@ async function cmdAcl(c: Ctl, args: string[]): Promise<number> {
   throw usage('usage: serctl acl show [<username>] | grant <username> <group> | revoke <username> [<group>]');
 }
 
+/**
+ * After a change of the domain table, tell a running ser to read it again (SER's serctl
+ * sent domain_reload too). No running ser, or one without the domain module, is fine:
+ * the table is read at its next start.
+ */
+async function reloadDomains(c: Ctl): Promise<void> {
+  let r: Reply;
+  try {
+    r = await c.call('domain_reload');
+  } catch (e) {
+    if (e instanceof Exit && e.code === EX_UNREACHABLE) {
+      if (!c.o.json) c.io.out('(no ser answers on the FIFO: a ser started later reads the new table)\n');
+      return;
+    }
+    throw e;
+  }
+  if (c.o.json) return;
+  if (r.status >= 200 && r.status < 300) c.io.out('domain table reloaded by the running ser\n');
+  else c.io.out(`(the running ser did not reload the domain table: ${r.status} ${r.reason})\n`);
+}
+
 async function cmdDomain(c: Ctl, args: string[]): Promise<number> {
   const sub = args[0];
   if (sub === 'show') {
@@ -693,9 +714,7 @@ async function cmdDomain(c: Ctl, args: string[]): Promise<number> {
           throw new Exit(EX_NOTFOUND, `domain '${d}' not found`);
         c.io.out(`domain '${d}' removed\n`);
       }
-      c.io.out(
-        '(a running ser reads the domain table at start-up; restart it or reload the domain module)\n',
-      );
+      await reloadDomains(c);
       return EX_OK;
     });
   }

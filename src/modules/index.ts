@@ -5,8 +5,11 @@ import type { ModuleDef } from '../core/module.js';
 import auth from './auth/index.js';
 import authDb from './auth_db/index.js';
 import { mysql, postgres } from './dbdrivers/index.js';
+import domain from './domain/index.js';
 import exec from './exec/index.js';
+import group from './group/index.js';
 import maxfwd from './maxfwd/index.js';
+import permissions from './permissions/index.js';
 import registrar from './registrar/index.js';
 import rr from './rr/index.js';
 import sl from './sl/index.js';
@@ -35,4 +38,7 @@ export const modules: Record<string, ModuleDef<any>> = {
   auth_db: authDb,
   uri,
   uri_db: uriDb,
+  group,
+  domain,
+  permissions,
 };
