@@ -2,6 +2,7 @@
  * The core of one server instance: the receive pipeline (parse → Via fix-up → script),
  * stateless replies and forwarding, and the services modules use (CoreApi).
  */
+import { clusterRole } from './cluster-role.js';
 import { createHash } from 'node:crypto';
 import { type DnsProto, SipResolver } from '../net/dns.js';
 import { formatHostPort, ipFamily, normalizeIp } from '../net/ip.js';
@@ -130,6 +131,7 @@ export class Core implements CoreApi {
       onError: (err, where) =>
         this.log.once(L_ERR, `net:${where}`, `ERROR: ${where}: ${(err as Error)?.message ?? err}`),
       maxBuffer: c.maxBuffer,
+      shared: clusterRole() !== undefined,
       tcp: {
         idleTimeoutMs: c.tcpConnectionLifetime * 1000,
         maxConnections: c.tcpMaxConnections,
@@ -296,7 +298,14 @@ export class Core implements CoreApi {
 
   // ------------------------------------------------------------------ receive pipeline
 
-  receive(data: Buffer, info: RecvInfo): void {
+  /**
+   * Multi-process model only (cluster-worker.ts): given a parsed UDP message, passes it to
+   * the worker owning it and returns true, or returns false to process it here.
+   */
+  steer: ((msg: SipMessage, data: Buffer, info: RecvInfo) => boolean) | undefined;
+
+  /** `steered`: the message was passed here by the worker that received it (no second steering) */
+  receive(data: Buffer, info: RecvInfo, steered = false): void {
     let msg: SipMessage;
     try {
       msg = parseMessage(data, { datagram: info.src.proto === 'udp' });
@@ -304,6 +313,7 @@ export class Core implements CoreApi {
       this.onParseError(e, info);
       return;
     }
+    if (this.steer && !steered && info.src.proto === 'udp' && this.steer(msg, data, info)) return;
     this.guarded(msg, info, () => (msg.isRequest ? this.onRequest(msg, info) : this.onReply(msg, info)));
   }
 

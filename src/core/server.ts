@@ -2,6 +2,9 @@
  * Start-up of a server from a ser.cfg: load and check the script, apply the options,
  * initialise the modules in load order, listen, and stop cleanly on SIGTERM/SIGINT.
  */
+import { runAttendant } from './cluster.js';
+import { clusterRole } from './cluster-role.js';
+import { runWorker } from './cluster-worker.js';
 import { spawn } from 'node:child_process';
 import { unlinkSync, writeFileSync } from 'node:fs';
 import type { SerArgs } from '../cli/ser.js';
@@ -23,6 +26,8 @@ export interface RunningServer {
   states: Map<string, unknown>;
   /** FIFO and JSON-RPC servers (src/mgmt) */
   mgmt: Mgmt | undefined;
+  /** initialised modules with their states, in load order */
+  loaded: readonly (readonly [ModuleDef<unknown>, unknown])[];
   stop(): Promise<void>;
 }
 
@@ -44,27 +49,48 @@ function moduleParams(
   return out;
 }
 
-/** Load, initialise and start a server; throws StartupError with every problem found. */
-export async function startServer(
-  args: SerArgs,
-  opts: { logSink?: LogSink; configText?: string } = {},
-): Promise<RunningServer> {
-  let core: Core | undefined;
+/** A loaded and checked script with its core options (before any module init). */
+export interface PreparedConfig {
+  readonly r: Awaited<ReturnType<typeof loadConfig>>;
+  readonly config: CoreConfig;
+  /** the core, once startServer made it (script hooks ask it for `myself`) */
+  readonly holder: { core: Core | undefined };
+}
+
+/** Load and check the script; throws StartupError with every problem found. */
+export async function prepareServer(args: SerArgs, configText?: string): Promise<PreparedConfig> {
+  const holder: { core: Core | undefined } = { core: undefined };
   const source =
-    opts.configText !== undefined
-      ? { text: opts.configText, file: args.configFile }
-      : { path: args.configFile };
+    configText !== undefined ? { text: configText, file: args.configFile } : { path: args.configFile };
   const r = await loadConfig(source, {
     registry: createRegistry(modules),
     hooks: {
-      isMyself: (host, port) => core?.isMyself(host, port ?? 5060) ?? false,
-      log: (m) => core?.log.err(m),
+      isMyself: (host, port) => holder.core?.isMyself(host, port ?? 5060) ?? false,
+      log: (m) => holder.core?.log.err(m),
     },
   });
   if (r.errors.length > 0 || !r.script || !r.config) {
     throw new StartupError(`${formatErrors(r.errors)}\n${r.errors.length} error(s) in ${args.configFile}`);
   }
-  const config = coreConfig(r.config, args);
+  return { r, config: coreConfig(r.config, args), holder };
+}
+
+/** Load, initialise and start a server; throws StartupError with every problem found. */
+export async function startServer(
+  args: SerArgs,
+  opts: {
+    logSink?: LogSink;
+    configText?: string;
+    /** the script, already loaded by prepareServer */
+    prepared?: PreparedConfig;
+    /** multi-process workers: the attendant runs the FIFO / JSON-RPC servers */
+    noMgmt?: boolean;
+  } = {},
+): Promise<RunningServer> {
+  const prep = opts.prepared ?? (await prepareServer(args, opts.configText));
+  const { r, config } = prep;
+  if (!r.script || !r.config) throw new StartupError('no script');
+  let core: Core | undefined;
   let sink = opts.logSink;
   if (!sink) {
     if (config.logStderr) sink = new StderrSink();
@@ -74,6 +100,7 @@ export async function startServer(
     }
   }
   core = new Core(config, { logSink: sink });
+  prep.holder.core = core;
   const states = new Map<string, unknown>();
   const inited: [ModuleDef<unknown>, unknown][] = [];
   let mgmt: Mgmt | undefined;
@@ -99,7 +126,7 @@ export async function startServer(
       throw new StartupError(`ERROR: cannot listen: ${(e as Error).message}`);
     }
     try {
-      mgmt = await startMgmt({ core, modules: inited, options: r.config.options });
+      if (!opts.noMgmt) mgmt = await startMgmt({ core, modules: inited, options: r.config.options });
     } catch (e) {
       throw new StartupError(`ERROR: fifo/rpc server: ${(e as Error).message}`);
     }
@@ -115,6 +142,7 @@ export async function startServer(
     script: r.script,
     states,
     mgmt,
+    loaded: [...inited],
     async stop() {
       await mgmt?.stop();
       for (const [def, st] of inited.reverse()) {
@@ -142,9 +170,13 @@ function listeningReport(s: RunningServer): string {
 
 /** `ser` without -c: run until a signal; returns the exit code. */
 export async function runServer(args: SerArgs): Promise<number> {
+  // multi-process model (docs/process-model.md): a forked worker, or the attendant
+  if (clusterRole()) return runWorker(args);
   let server: RunningServer;
   try {
-    server = await startServer(args);
+    const prepared = await prepareServer(args);
+    if (prepared.config.fork && prepared.config.children > 1) return await runAttendant(args, prepared);
+    server = await startServer(args, { prepared });
   } catch (e) {
     process.stderr.write(`${(e as Error).message}\n`);
     return 1;

@@ -113,6 +113,12 @@ export interface TcpOptions {
 
 export interface TransportsOptions {
   listen: ListenAddress[];
+  /**
+   * multi-process model (fork=yes, children>1): bind non-exclusively so node:cluster hands
+   * every worker a handle of the one socket the attendant binds (the kernel gives each
+   * datagram / accepted connection to one worker)
+   */
+  shared?: boolean;
   /** the receive handler (can also be set later with `setHandler`) */
   onMessage?: MessageHandler;
   /** TCP: a message exceeded a size limit. `partial` is what was received (try a 513 via `send`) */
@@ -495,7 +501,7 @@ export class Transports {
     await new Promise<void>((resolve, reject) => {
       const onErr = (e: Error) => reject(e);
       sock.once('error', onErr);
-      sock.bind({ address: ip, port: la.port, exclusive: true }, () => {
+      sock.bind({ address: ip, port: la.port, exclusive: !this.opts.shared }, () => {
         sock.off('error', onErr);
         resolve();
       });
@@ -539,7 +545,7 @@ export class Transports {
     await new Promise<void>((resolve, reject) => {
       const onErr = (e: Error) => reject(e);
       server.once('error', onErr);
-      server.listen({ host: ip, port: la.port, ipv6Only: af === 6, exclusive: true }, () => {
+      server.listen({ host: ip, port: la.port, ipv6Only: af === 6, exclusive: !this.opts.shared }, () => {
         server.off('error', onErr);
         resolve();
       });

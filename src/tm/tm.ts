@@ -3,6 +3,7 @@
  * the stateful proxy core of RFC 3261 §16 (forking, reply selection, CANCEL, hop-by-hop ACK),
  * and local UAC transactions. The script functions of modules/tm call into it.
  */
+import { branchMark, clusterRole } from '../core/cluster-role.js';
 import { createHash, randomBytes } from 'node:crypto';
 import type { CoreApi, Origin } from '../core/api.js';
 import type { MsgContext, Proto } from '../core/context.js';
@@ -76,8 +77,14 @@ export class TransactionManager implements TmApi {
   /** local UAC transactions not yet finished */
   localActive = 0;
   private seq = 0;
-  /** makes our branches unique across restarts */
-  private readonly instance = randomBytes(3).toString('hex');
+  /**
+   * makes our branches unique across restarts; with several workers it starts with the
+   * worker mark (`w<k>-`) so replies are steered to the worker owning the transaction
+   */
+  private readonly instance = (() => {
+    const role = clusterRole();
+    return (role ? branchMark(role.index) : '') + randomBytes(3).toString('hex');
+  })();
   /** origin of the reply being processed, for onreply_route's context */
   private replyOrigin: Origin | undefined;
 

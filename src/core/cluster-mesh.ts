@@ -1,0 +1,268 @@
+/**
+ * The worker-to-worker channel of the multi-process model: every worker listens on a
+ * unix-domain stream socket `<dir>/w<k>.sock` and opens one connection to each peer
+ * when it first has something for it. Frames are length-prefixed binary, so the hot path
+ * (a datagram steered to its owner) costs one write and no JSON:
+ *
+ *   u32 length of what follows | u8 type | body
+ *   type 0 hello   u16 sender index
+ *   type 1 steer   u16 listen-socket index, u16 source port, u8 family, u8 ip length, ip, datagram
+ *   type 2 event   JSON {topic, payload}
+ *   type 3 snap?   JSON {topic}: ask for a snapshot, answered with type 2 events
+ *
+ * A peer that is down (crashed, restarting) loses what is sent to it: UDP senders
+ * retransmit, and a restarted worker asks a peer for a snapshot of replicated state.
+ */
+import { mkdirSync, unlinkSync } from 'node:fs';
+import net from 'node:net';
+import { join } from 'node:path';
+
+const T_HELLO = 0;
+const T_STEER = 1;
+const T_EVENT = 2;
+const T_SNAP = 3;
+/** frames kept for a peer we are still connecting to */
+const MAX_QUEUE = 10_000;
+/** frames larger than this are a protocol error (a datagram is ≤ 64 KiB) */
+const MAX_FRAME = 4 * 1024 * 1024;
+
+export interface SteeredDatagram {
+  readonly sockIndex: number;
+  readonly srcIp: string;
+  readonly srcPort: number;
+  readonly af: 4 | 6;
+  readonly data: Buffer;
+}
+
+export interface MeshHandlers {
+  onSteer(d: SteeredDatagram): void;
+  onEvent(topic: string, payload: unknown, from: number): void;
+  /** payloads to send back for a snapshot request of `topic` */
+  onSnapshot(topic: string): unknown[];
+  onError(msg: string): void;
+}
+
+interface Peer {
+  sock: net.Socket | undefined;
+  connected: boolean;
+  queue: Buffer[];
+  retryAt: number;
+}
+
+export interface MeshStats {
+  steered_out: number;
+  steered_in: number;
+  events_out: number;
+  events_in: number;
+  dropped: number;
+}
+
+export function meshPath(dir: string, index: number): string {
+  return join(dir, `w${index}.sock`);
+}
+
+export class Mesh {
+  private server: net.Server | undefined;
+  private readonly peers = new Map<number, Peer>();
+  private readonly inbound = new Set<net.Socket>();
+  readonly stats: MeshStats = { steered_out: 0, steered_in: 0, events_out: 0, events_in: 0, dropped: 0 };
+  private closed = false;
+
+  constructor(
+    readonly dir: string,
+    readonly index: number,
+    readonly count: number,
+    private readonly h: MeshHandlers,
+  ) {}
+
+  async listen(): Promise<void> {
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    const path = meshPath(this.dir, this.index);
+    try {
+      unlinkSync(path); // left by the worker this one replaces
+    } catch {
+      /* none */
+    }
+    const server = net.createServer((s) => this.accept(s));
+    await new Promise<void>((res, rej) => {
+      server.once('error', rej);
+      server.listen(path, () => {
+        server.off('error', rej);
+        res();
+      });
+    });
+    server.on('error', (e) => this.h.onError(`mesh: ${e.message}`));
+    this.server = server;
+  }
+
+  // ---------------------------------------------------------------- sending
+
+  steer(to: number, d: SteeredDatagram): void {
+    const ip = Buffer.from(d.srcIp, 'latin1');
+    const f = Buffer.allocUnsafe(4 + 1 + 6 + ip.length + d.data.length);
+    f.writeUInt32BE(f.length - 4, 0);
+    f[4] = T_STEER;
+    f.writeUInt16BE(d.sockIndex, 5);
+    f.writeUInt16BE(d.srcPort, 7);
+    f[9] = d.af;
+    f[10] = ip.length;
+    ip.copy(f, 11);
+    d.data.copy(f, 11 + ip.length);
+    this.stats.steered_out++;
+    this.send(to, f);
+  }
+
+  broadcast(topic: string, payload: unknown): void {
+    const f = jsonFrame(T_EVENT, { topic, payload });
+    for (let j = 0; j < this.count; j++) {
+      if (j === this.index) continue;
+      this.stats.events_out++;
+      this.send(j, f);
+    }
+  }
+
+  /** ask one peer (the lowest other index) for a snapshot of a topic */
+  requestSnapshot(topic: string): void {
+    const to = this.index === 0 ? 1 : 0;
+    this.send(to, jsonFrame(T_SNAP, { topic }));
+  }
+
+  private send(to: number, frame: Buffer): void {
+    if (this.closed) return;
+    let p = this.peers.get(to);
+    if (!p) {
+      p = { sock: undefined, connected: false, queue: [], retryAt: 0 };
+      this.peers.set(to, p);
+    }
+    if (p.connected && p.sock) {
+      p.sock.write(frame);
+      return;
+    }
+    if (p.queue.length >= MAX_QUEUE) {
+      this.stats.dropped++;
+      return;
+    }
+    p.queue.push(frame);
+    if (!p.sock && Date.now() >= p.retryAt) this.connect(to, p);
+  }
+
+  private connect(to: number, p: Peer): void {
+    const s = net.connect(meshPath(this.dir, to));
+    p.sock = s;
+    s.setNoDelay(true);
+    s.on('connect', () => {
+      p.connected = true;
+      const hello = Buffer.alloc(7);
+      hello.writeUInt32BE(3, 0);
+      hello[4] = T_HELLO;
+      hello.writeUInt16BE(this.index, 5);
+      s.write(hello);
+      for (const f of p.queue) s.write(f);
+      p.queue = [];
+    });
+    // replies to our snapshot requests and nothing else come back on this connection
+    this.reader(s, () => to);
+    const down = () => {
+      if (p.sock !== s) return;
+      p.sock = undefined;
+      p.connected = false;
+      this.stats.dropped += p.queue.length;
+      p.queue = [];
+      p.retryAt = Date.now() + 100; // a restarting worker: try again on a later send
+    };
+    s.on('error', down);
+    s.on('close', down);
+  }
+
+  // ---------------------------------------------------------------- receiving
+
+  private accept(s: net.Socket): void {
+    this.inbound.add(s);
+    s.on('close', () => this.inbound.delete(s));
+    s.on('error', () => {});
+    let from = -1;
+    this.reader(
+      s,
+      () => from,
+      (i) => {
+        from = i;
+      },
+    );
+  }
+
+  private reader(s: net.Socket, from: () => number, hello?: (i: number) => void): void {
+    let buf: Buffer = Buffer.alloc(0);
+    s.on('data', (chunk: Buffer) => {
+      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      let off = 0;
+      while (buf.length - off >= 4) {
+        const len = buf.readUInt32BE(off);
+        if (len < 1 || len > MAX_FRAME) {
+          this.h.onError(`mesh: bad frame length ${len}, connection closed`);
+          s.destroy();
+          return;
+        }
+        if (buf.length - off - 4 < len) break;
+        const f = buf.subarray(off + 4, off + 4 + len);
+        off += 4 + len;
+        try {
+          this.frame(s, f, from(), hello);
+        } catch (e) {
+          this.h.onError(`mesh: bad frame: ${(e as Error).message}`);
+        }
+      }
+      buf = off === buf.length ? Buffer.alloc(0) : buf.subarray(off);
+    });
+  }
+
+  private frame(s: net.Socket, f: Buffer, from: number, hello?: (i: number) => void): void {
+    switch (f[0]) {
+      case T_HELLO:
+        hello?.(f.readUInt16BE(1));
+        return;
+      case T_STEER: {
+        const ipLen = f[6];
+        this.stats.steered_in++;
+        this.h.onSteer({
+          sockIndex: f.readUInt16BE(1),
+          srcPort: f.readUInt16BE(3),
+          af: f[5] === 6 ? 6 : 4,
+          srcIp: f.toString('latin1', 7, 7 + ipLen),
+          // a copy: the receive buffer is reused for later frames
+          data: Buffer.from(f.subarray(7 + ipLen)),
+        });
+        return;
+      }
+      case T_EVENT: {
+        const { topic, payload } = JSON.parse(f.toString('utf8', 1)) as { topic: string; payload: unknown };
+        this.stats.events_in++;
+        this.h.onEvent(topic, payload, from);
+        return;
+      }
+      case T_SNAP: {
+        const { topic } = JSON.parse(f.toString('utf8', 1)) as { topic: string };
+        for (const payload of this.h.onSnapshot(topic)) s.write(jsonFrame(T_EVENT, { topic, payload }));
+        return;
+      }
+      default:
+        throw new Error(`unknown frame type ${f[0]}`);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const p of this.peers.values()) p.sock?.destroy();
+    for (const s of this.inbound) s.destroy();
+    const srv = this.server;
+    if (srv) await new Promise<void>((res) => srv.close(() => res()));
+  }
+}
+
+function jsonFrame(type: number, obj: unknown): Buffer {
+  const body = Buffer.from(JSON.stringify(obj), 'utf8');
+  const f = Buffer.allocUnsafe(5 + body.length);
+  f.writeUInt32BE(1 + body.length, 0);
+  f[4] = type;
+  body.copy(f, 5);
+  return f;
+}
