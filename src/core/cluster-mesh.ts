@@ -138,12 +138,32 @@ export class Mesh {
       p.sock.write(frame);
       return;
     }
+    if (!p.sock) {
+      // the peer was just found down (restarting): drop rather than hold stale messages
+      if (Date.now() < p.retryAt) {
+        this.stats.dropped++;
+        return;
+      }
+      this.connect(to, p);
+    }
     if (p.queue.length >= MAX_QUEUE) {
       this.stats.dropped++;
       return;
     }
     p.queue.push(frame);
-    if (!p.sock && Date.now() >= p.retryAt) this.connect(to, p);
+  }
+
+  /** Open the connections to every peer now (once all are listening), so the first event isn't delayed. */
+  connectAll(): void {
+    for (let j = 0; j < this.count; j++) {
+      if (j === this.index || this.closed) continue;
+      let p = this.peers.get(j);
+      if (!p) {
+        p = { sock: undefined, connected: false, queue: [], retryAt: 0 };
+        this.peers.set(j, p);
+      }
+      if (!p.sock) this.connect(j, p);
+    }
   }
 
   private connect(to: number, p: Peer): void {

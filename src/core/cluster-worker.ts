@@ -27,7 +27,8 @@ import { type RunningServer, startServer } from './server.js';
 export type ToWorker =
   | { t: 'cmd'; id: number; name: string; args: string[] }
   | { t: 'stats'; id: number }
-  | { t: 'which'; id: number };
+  | { t: 'which'; id: number }
+  | { t: 'peers' };
 export type FromWorker =
   | {
       t: 'ready';
@@ -130,7 +131,8 @@ export async function runWorker(args: SerArgs): Promise<number> {
 
   const dispatcher = new Dispatcher(core, { modules: s.loaded, allowKill: () => false });
   process.on('message', (m: ToWorker) => {
-    if (m.t === 'cmd')
+    if (m.t === 'peers') mesh.connectAll();
+    else if (m.t === 'cmd')
       void dispatcher.run(m.name, m.args).then((reply) => send({ t: 'reply', id: m.id, reply }));
     else if (m.t === 'stats') send({ t: 'stats', id: m.id, groups: dispatcher.readStats() });
     else if (m.t === 'which') send({ t: 'which', id: m.id, names: dispatcher.list().map((e) => e.name) });

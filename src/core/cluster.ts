@@ -194,6 +194,9 @@ export async function runAttendant(args: SerArgs, prep: PreparedConfig): Promise
       if (m.t === 'ready') {
         slot.ready = m;
         if (!started && slots.every((s) => s.ready)) onAllReady?.();
+        // every worker listens on its mesh socket now: let them connect to each other
+        if (slots.every((s) => s.ready))
+          for (const s of slots) s.worker?.send({ t: 'peers' } satisfies ToWorker);
         if (restart) log.log(L_ERR, `NOTICE: worker ${slot.index} restarted, pid ${slot.pid}`);
         return;
       }
@@ -397,20 +400,13 @@ export async function runAttendant(args: SerArgs, prep: PreparedConfig): Promise
       const basic = a
         ? { user: a.slice(0, a.indexOf(':')), password: a.slice(a.indexOf(':') + 1) }
         : undefined;
-      let lastStats: Groups = {};
       const h = new RpcHttpServer({
         ...hp,
         auth: { token: process.env.SER_HTTP_TOKEN || undefined, basic },
         log,
         run,
         exists,
-        // /metrics is synchronous: it shows the sums fetched by the previous scrape's refresh
-        metrics: () => {
-          void allStats().then((g) => {
-            lastStats = g;
-          });
-          return renderMetrics(lastStats, { startedAt });
-        },
+        metrics: async () => renderMetrics(await allStats(), { startedAt }),
       });
       await h.start();
       http = h;

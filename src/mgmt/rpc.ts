@@ -229,7 +229,8 @@ export interface RpcHttpOptions {
   readonly log: Logger;
   readonly run: RunCommand;
   readonly exists: CommandExists;
-  readonly metrics: () => string;
+  /** the multi-process attendant gathers the workers' counters first (a Promise) */
+  readonly metrics: () => string | Promise<string>;
 }
 
 function safeEqual(a: string, b: string): boolean {
@@ -278,7 +279,12 @@ export class RpcHttpServer {
       }
       const url = (req.url ?? '/').split('?')[0];
       if (req.method === 'GET' && url === '/metrics') {
-        send(200, 'text/plain; version=0.0.4; charset=utf-8', this.opts.metrics());
+        Promise.resolve()
+          .then(() => this.opts.metrics())
+          .then(
+            (text) => send(200, 'text/plain; version=0.0.4; charset=utf-8', text),
+            (e: unknown) => send(500, 'text/plain', `metrics failed: ${(e as Error)?.message ?? e}\n`),
+          );
         return;
       }
       if (req.method !== 'POST' || (url !== '/' && url !== '/rpc')) {

@@ -36,6 +36,12 @@ export async function freePort(): Promise<number> {
   }
 }
 
+/** Workers the suite runs ser with (env SER_TEST_CHILDREN, default 1: one process). */
+export function testChildren(): number {
+  const n = Number(process.env.SER_TEST_CHILDREN ?? 1);
+  return Number.isInteger(n) && n > 1 ? n : 1;
+}
+
 export interface Ser {
   port: number;
   proc: ChildProcess;
@@ -54,7 +60,9 @@ export async function startSer(cfg: string, opts: { args?: string[]; port?: numb
   let text = cfg.replaceAll('{PORT}', String(port));
   if (!/^\s*listen\s*=/m.test(text))
     text = `listen=udp:127.0.0.1:${port}\nlisten=tcp:127.0.0.1:${port}\n${text}`;
-  if (!/^\s*fork\s*=/m.test(text)) text = `fork=no\n${text}`;
+  // SER_TEST_CHILDREN=N (N>1): the multi-process model, fork=yes + children=N (still -D)
+  if (!/^\s*fork\s*=/m.test(text))
+    text = testChildren() > 1 ? `fork=yes\nchildren=${testChildren()}\n${text}` : `fork=no\n${text}`;
   if (!/^\s*log_stderror\s*=/m.test(text)) text = `log_stderror=yes\n${text}`;
   const dir = mkdtempSync(join(tmpdir(), 'ser-it-'));
   const file = join(dir, 'ser.cfg');

@@ -9,7 +9,7 @@ import { connect, Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { mkfifo } from '../../src/mgmt/fifo.js';
 import { fifoCall } from '../../src/mgmt/fifo-client.js';
-import { freePort, request, type Ser, sleep, startSer, UdpPeer } from './harness.js';
+import { freePort, request, type Ser, sleep, startSer, testChildren, UdpPeer } from './harness.js';
 
 const uniq = () => `${process.pid}_${randomBytes(4).toString('hex')}`;
 
@@ -105,11 +105,18 @@ describe('FIFO server of a running ser', () => {
 
   it('ps prints `<n> <pid> <description>` with the real pid; print echoes; arg and pwd', async () => {
     const ps = await fifoCall(fifo, 'ps');
-    assert.match(
-      ps.body[0],
-      new RegExp(`^0 ${ser.proc.pid} attendant, receiver sock=0 @ 127\\.0\\.0\\.1::${ser.port}`),
-    );
-    assert.match(ps.body[0], /timer, fifo server/);
+    if (testChildren() > 1) {
+      // the multi-process model: SER's one line per process (test/integration/children.test.ts)
+      assert.equal(ps.body[0], `0 ${ser.proc.pid} attendant`);
+      assert.match(ps.body[1], new RegExp(`^1 \\d+ receiver child=0 sock=0 @ 127\\.0\\.0\\.1::${ser.port}`));
+      assert.ok(ps.body.includes(`${testChildren() + 1} ${ser.proc.pid} fifo server`), ps.body.join('\n'));
+    } else {
+      assert.match(
+        ps.body[0],
+        new RegExp(`^0 ${ser.proc.pid} attendant, receiver sock=0 @ 127\\.0\\.0\\.1::${ser.port}`),
+      );
+      assert.match(ps.body[0], /timer, fifo server/);
+    }
     assert.deepEqual((await fifoCall(fifo, 'print', ['a b', 'c'])).body, ['a b', 'c']);
     assert.ok((await fifoCall(fifo, 'arg')).body.some((l) => l.endsWith('ser.cfg')));
     assert.equal((await fifoCall(fifo, 'pwd')).body.length, 1);

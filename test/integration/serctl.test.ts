@@ -16,7 +16,7 @@ import { MemorySink } from '../../src/core/log.js';
 import { defineModule } from '../../src/core/module.js';
 import { openDb } from '../../src/db/index.js';
 import { modules } from '../../src/modules/index.js';
-import { freePort, type Ser, startSer } from './harness.js';
+import { freePort, type Ser, startSer, testChildren } from './harness.js';
 
 const SERCTL = fileURLToPath(new URL('../../src/cli/serctl.js', import.meta.url));
 const uniq = () => `${process.pid}_${randomBytes(4).toString('hex')}`;
@@ -75,7 +75,13 @@ describe('serctl against a running ser', () => {
     assert.equal(r.code, 0);
     assert.match(
       r.out,
-      new RegExp(`^0 ${ser.proc.pid} attendant, receiver sock=0 @ 127\\.0\\.0\\.1::${ser.port} \\(udp\\)`),
+      testChildren() > 1
+        ? new RegExp(
+            `^0 ${ser.proc.pid} attendant\n1 \\d+ receiver child=0 sock=0 @ 127\\.0\\.0\\.1::${ser.port} \\(udp\\)`,
+          )
+        : new RegExp(
+            `^0 ${ser.proc.pid} attendant, receiver sock=0 @ 127\\.0\\.0\\.1::${ser.port} \\(udp\\)`,
+          ),
     );
     const j = await serctl(['--json', 'ps'], env());
     const ps = JSON.parse(j.out) as { no: number; pid: number; desc: string }[];

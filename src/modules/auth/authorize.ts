@@ -4,6 +4,7 @@
  * credentials for the realm, check them, compute the expected response from the HA1 the
  * store gives, check the nonce, and record the result on the context.
  */
+import { clusterRole, workerOfNonce } from '../../core/cluster-role.js';
 import type { MsgContext } from '../../core/context.js';
 import { L_DBG, L_ERR } from '../../core/log.js';
 import type { Credentials } from '../../sip/headers.js';
@@ -179,6 +180,14 @@ export async function authorize(
   const unchallengeable = msg.method === 'ACK' || msg.method === 'CANCEL';
   const nowMs = st.wallMs();
   if (expires < Math.floor(nowMs / 1000) && !unchallengeable) {
+    ctx.avps.set(AUTH_STALE_AVP, [1]);
+    return AUTH_STALE_NONCE;
+  }
+  // several workers: only the issuing worker knows a nonce's uses, so another one's nonce
+  // is stale here and the UA re-authenticates with one of ours (a replay is never accepted)
+  const role = clusterRole();
+  if (role && st.nonceCount && !unchallengeable && workerOfNonce(nonce) !== role.index) {
+    log.log(L_DBG, `auth: nonce of '${username}' was issued by worker ${workerOfNonce(nonce)}: stale here`);
     ctx.avps.set(AUTH_STALE_AVP, [1]);
     return AUTH_STALE_NONCE;
   }

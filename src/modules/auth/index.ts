@@ -4,6 +4,7 @@
  * their password lookup. consume_credentials() strips the accepted credentials before the
  * request is relayed; append_rpid_hf() adds the caller's Remote-Party-ID.
  */
+import { clusterRole, ENV_SECRET } from '../../core/cluster-role.js';
 import { randomBytes } from 'node:crypto';
 import { L_WARN } from '../../core/log.js';
 import { type ArgSpec, defineModule, FixupError, REQUEST_ROUTES, type RouteKind } from '../../core/module.js';
@@ -83,7 +84,11 @@ export default defineModule<AuthState>({
     if (secret === '') secret = undefined;
     const st: AuthState = {
       core,
-      signer: new NonceSigner(secret ?? randomBytes(32)),
+      // several workers: one secret for all (the attendant's random one unless set)
+      signer: new NonceSigner(
+        secret ?? (clusterRole() ? process.env[ENV_SECRET] : undefined) ?? randomBytes(32),
+        clusterRole()?.index,
+      ),
       tracker: new NonceTracker(),
       nonceExpire: Number(p.nonce_expire ?? 300),
       nonceCount: Number(p.nonce_count ?? 1) !== 0,

@@ -17,7 +17,14 @@ export const NONCE_LEN = 48;
 export class NonceSigner {
   private readonly key: Buffer;
 
-  constructor(secret: string | Buffer) {
+  /**
+   * `worker`: multi-process model, the index of the worker issuing nonces; it becomes the
+   * first random byte so the worker that tracks a nonce's use can be told (cluster-role.ts)
+   */
+  constructor(
+    secret: string | Buffer,
+    private readonly worker?: number,
+  ) {
     this.key = typeof secret === 'string' ? Buffer.from(secret, 'utf8') : secret;
   }
 
@@ -27,7 +34,9 @@ export class NonceSigner {
 
   /** A new nonce valid until `expires` (Unix seconds). */
   issue(expires: number): string {
-    const head = (expires >>> 0).toString(16).padStart(8, '0') + randomBytes(4).toString('hex');
+    const rnd = randomBytes(4);
+    if (this.worker !== undefined) rnd[0] = this.worker & 0xff;
+    const head = (expires >>> 0).toString(16).padStart(8, '0') + rnd.toString('hex');
     return head + this.mac(head);
   }
 

@@ -5,6 +5,7 @@
  * registrar's save()/lookup() use it through `usrlocFor(core)`.
  */
 import type { CoreApi } from '../../core/api.js';
+import { clusterBus } from '../../core/cluster-role.js';
 import { defineModule, FixupError, type MgmtReply, type ParamValue } from '../../core/module.js';
 import { DEFAULT_DB_URL } from '../../db/index.js';
 import { parseUri } from '../../sip/uri.js';
@@ -100,6 +101,24 @@ const PARAMS = {
   use_domain: { type: 'int', default: 0 },
 } as const;
 
+/**
+ * Multi-process model (fork=yes, children>1): every worker holds the whole location table.
+ * A change applied here is broadcast and applied in memory by the others (the worker that
+ * made it alone writes the database); a restarted worker asks a peer for a snapshot.
+ */
+function replicate(ul: Usrloc, core: CoreApi): void {
+  const bus = clusterBus();
+  if (!bus || ul.mode === 3) return; // db_mode 3: the database is the shared store
+  ul.onChange = (table, aor, ch) => bus.broadcast('usrloc', { table, aor, put: ch.put, del: ch.del });
+  bus.on('usrloc', (p) => {
+    const e = p as { table: string; aor: string; put: UContact[]; del: string[] };
+    ul.applyReplica(e.table, e.aor, e).catch((err: unknown) =>
+      core.log.err(`usrloc: replicated change of ${e.aor} not applied: ${(err as Error).message}`),
+    );
+  });
+  bus.onSnapshot('usrloc', () => ul.snapshot());
+}
+
 export default defineModule<Usrloc>({
   name: 'usrloc',
   params: PARAMS,
@@ -114,6 +133,7 @@ export default defineModule<Usrloc>({
     scriptTables.clear();
     await ul.start(tables);
     byCore.set(core, ul);
+    replicate(ul, core);
     core.addStats('usrloc', () => statsOf(ul));
     return ul;
   },

@@ -275,10 +275,33 @@ export class Usrloc {
     }
     for (const uri of ch.del) d.remove(aor, uri);
     for (const c of ch.put) d.put(aor, c);
+    this.onChange?.(table, aor, ch);
     if (this.mode === 0) return;
     for (const uri of ch.del) d.markDirty(aor, uri);
     for (const c of ch.put) d.markDirty(aor, c.uri);
     if (this.mode === 1) await this.flushKeys(d, aor, [...ch.del, ...ch.put.map((c) => c.uri)]);
+  }
+
+  /**
+   * Multi-process model: told of every change applied in memory here (modes 0–2), so the
+   * other workers can apply it too (docs/process-model.md).
+   */
+  onChange: ((table: string, aor: string, ch: Change) => void) | undefined;
+
+  /** A change another worker applied: memory only, that worker writes the database. */
+  async applyReplica(table: string, aor: string, ch: Change): Promise<void> {
+    if (this.mode === 3) return;
+    const d = await this.domain(table);
+    for (const uri of ch.del) d.remove(aor, uri);
+    for (const c of ch.put) d.put(aor, { ...c });
+  }
+
+  /** Every binding in memory as changes, for a restarted worker. */
+  snapshot(): { table: string; aor: string; put: UContact[]; del: string[] }[] {
+    const out: { table: string; aor: string; put: UContact[]; del: string[] }[] = [];
+    for (const d of this.domains.values())
+      for (const r of d.records.values()) out.push({ table: d.name, aor: r.aor, put: r.contacts, del: [] });
+    return out;
   }
 
   /** Removes every binding of an AOR; returns how many there were. */
