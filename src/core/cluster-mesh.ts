@@ -9,11 +9,13 @@
  *   type 1 steer   u16 listen-socket index, u16 source port, u8 family, u8 ip length, ip, datagram
  *   type 2 event   JSON {topic, payload}
  *   type 3 snap?   JSON {topic}: ask for a snapshot, answered with type 2 events
+ *   type 4 request JSON {id, topic, payload}: a question to the peer owning some state
+ *   type 5 answer  JSON {id, result}
  *
  * A peer that is down (crashed, restarting) loses what is sent to it: UDP senders
  * retransmit, and a restarted worker asks a peer for a snapshot of replicated state.
  */
-import { mkdirSync, unlinkSync } from 'node:fs';
+import { chownSync, mkdirSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 
@@ -21,6 +23,8 @@ const T_HELLO = 0;
 const T_STEER = 1;
 const T_EVENT = 2;
 const T_SNAP = 3;
+const T_REQ = 4;
+const T_RES = 5;
 /** frames kept for a peer we are still connecting to */
 const MAX_QUEUE = 10_000;
 /** frames larger than this are a protocol error (a datagram is ≤ 64 KiB) */
@@ -39,6 +43,8 @@ export interface MeshHandlers {
   onEvent(topic: string, payload: unknown, from: number): void;
   /** payloads to send back for a snapshot request of `topic` */
   onSnapshot(topic: string): unknown[];
+  /** the answer to a peer's request (undefined: nobody serves the topic) */
+  onRequest(topic: string, payload: unknown, from: number): unknown;
   onError(msg: string): void;
 }
 
@@ -67,6 +73,8 @@ export class Mesh {
   private readonly inbound = new Set<net.Socket>();
   readonly stats: MeshStats = { steered_out: 0, steered_in: 0, events_out: 0, events_in: 0, dropped: 0 };
   private closed = false;
+  private nextReq = 1;
+  private readonly waiting = new Map<number, (result: unknown) => void>();
 
   constructor(
     readonly dir: string,
@@ -93,6 +101,9 @@ export class Mesh {
     });
     server.on('error', (e) => this.h.onError(`mesh: ${e.message}`));
     this.server = server;
+    // user= / group=: peers connect to this socket after dropping privileges
+    const owner = /^(\d+):(\d+)$/.exec(process.env.SER_CLUSTER_OWNER ?? '');
+    if (owner) chownSync(path, Number(owner[1]), Number(owner[2]));
   }
 
   // ---------------------------------------------------------------- sending
@@ -119,6 +130,22 @@ export class Mesh {
       this.stats.events_out++;
       this.send(j, f);
     }
+  }
+
+  /** ask peer `to`; resolves undefined when it does not answer within `ms` */
+  request(to: number, topic: string, payload: unknown, ms: number): Promise<unknown> {
+    return new Promise((res) => {
+      const id = this.nextReq++;
+      const t = setTimeout(() => {
+        this.waiting.delete(id);
+        res(undefined);
+      }, ms);
+      this.waiting.set(id, (r) => {
+        clearTimeout(t);
+        res(r);
+      });
+      this.send(to, jsonFrame(T_REQ, { id, topic, payload }));
+    });
   }
 
   /** ask one peer (the lowest other index) for a snapshot of a topic */
@@ -262,6 +289,22 @@ export class Mesh {
       case T_SNAP: {
         const { topic } = JSON.parse(f.toString('utf8', 1)) as { topic: string };
         for (const payload of this.h.onSnapshot(topic)) s.write(jsonFrame(T_EVENT, { topic, payload }));
+        return;
+      }
+      case T_REQ: {
+        const { id, topic, payload } = JSON.parse(f.toString('utf8', 1)) as {
+          id: number;
+          topic: string;
+          payload: unknown;
+        };
+        s.write(jsonFrame(T_RES, { id, result: this.h.onRequest(topic, payload, from) ?? null }));
+        return;
+      }
+      case T_RES: {
+        const { id, result } = JSON.parse(f.toString('utf8', 1)) as { id: number; result: unknown };
+        const w = this.waiting.get(id);
+        this.waiting.delete(id);
+        w?.(result ?? undefined);
         return;
       }
       default:

@@ -49,6 +49,10 @@ export interface ClusterBus {
   on(topic: string, fn: (payload: unknown, from: number) => void): void;
   /** answer a peer's snapshot request for a topic (state transfer to a restarted worker) */
   onSnapshot(topic: string, fn: () => unknown[]): void;
+  /** ask worker `to` (the owner of some state); undefined when it does not answer in `ms` */
+  request(to: number, topic: string, payload: unknown, ms: number): Promise<unknown>;
+  /** answer other workers' requests of a topic */
+  serve(topic: string, fn: (payload: unknown, from: number) => unknown): void;
 }
 
 let bus: ClusterBus | undefined;
@@ -85,7 +89,7 @@ export function workerOfBranch(branch: string | undefined): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-/** The worker a nonce was issued by (its 9th–10th hex digits), see auth/nonce.ts. */
+/** The worker a nonce was issued by (its 9th–10th hex digits), see auth/nonce.ts: it tracks the nonce's uses. */
 export function workerOfNonce(nonce: string): number {
   return Number.parseInt(nonce.slice(8, 10), 16);
 }

@@ -59,6 +59,7 @@ export async function runWorker(args: SerArgs): Promise<number> {
   const send = (m: FromWorker) => process.send?.(m);
   const handlers = new Map<string, (payload: unknown, from: number) => void>();
   const snapshots = new Map<string, () => unknown[]>();
+  const services = new Map<string, (payload: unknown, from: number) => unknown>();
   let server: RunningServer | undefined;
   const mesh = new Mesh(dir, role.index, role.count, {
     onSteer(d) {
@@ -77,6 +78,9 @@ export async function runWorker(args: SerArgs): Promise<number> {
     onSnapshot(topic) {
       return snapshots.get(topic)?.() ?? [];
     },
+    onRequest(topic, payload, from) {
+      return services.get(topic)?.(payload, from);
+    },
     onError(msg) {
       server?.core.log.once(-1, msg, `ERROR: ${msg}`);
     },
@@ -85,6 +89,8 @@ export async function runWorker(args: SerArgs): Promise<number> {
     broadcast: (topic, payload) => mesh.broadcast(topic, payload),
     on: (topic, fn) => void handlers.set(topic, fn),
     onSnapshot: (topic, fn) => void snapshots.set(topic, fn),
+    request: (to, topic, payload, ms) => mesh.request(to, topic, payload, ms),
+    serve: (topic, fn) => void services.set(topic, fn),
   };
   setClusterBus(bus);
   try {
@@ -93,7 +99,7 @@ export async function runWorker(args: SerArgs): Promise<number> {
   } catch (e) {
     process.stderr.write(`${(e as Error).message}\n`);
     await mesh.close();
-    return 1;
+    process.exit(1); // the IPC channel would keep this process alive
   }
   const s = server;
   const { core, config } = s;
@@ -103,11 +109,15 @@ export async function runWorker(args: SerArgs): Promise<number> {
     if (config.group !== undefined) process.setgid?.(config.group);
     if (config.user !== undefined) process.setuid?.(config.user);
   } catch (e) {
-    process.stderr.write(`ERROR: worker ${role.index}: cannot change user/group: ${(e as Error).message}\n`);
+    process.stderr.write(
+      `ERROR: cannot change to user/group ${config.user ?? ''}/${config.group ?? ''}: ${(e as Error).message}\n`,
+    );
     await s.stop();
-    return 1;
+    await mesh.close();
+    process.exit(1);
   }
   const socks = core.transports?.listening ?? [];
+  const steered = { requests: 0, replies: 0 };
   core.steer = (msg, data, info) => {
     let owner: number;
     try {
@@ -116,6 +126,8 @@ export async function runWorker(args: SerArgs): Promise<number> {
       return false; // no usable Call-ID: the pipeline here answers / drops it
     }
     if (owner === role.index) return false;
+    if (msg.isRequest) steered.requests++;
+    else steered.replies++;
     mesh.steer(owner, {
       sockIndex: socks.indexOf(info.socket),
       srcIp: info.src.ip,
@@ -125,7 +137,11 @@ export async function runWorker(args: SerArgs): Promise<number> {
     });
     return true;
   };
-  core.addStats('cluster', () => ({ ...mesh.stats }));
+  core.addStats('cluster', () => ({
+    steered_requests: steered.requests,
+    steered_replies: steered.replies,
+    ...mesh.stats,
+  }));
   // a restarted worker takes the replicated state from a peer
   if (process.env.SER_WORKER_RESTART === '1') for (const t of snapshots.keys()) mesh.requestSnapshot(t);
 

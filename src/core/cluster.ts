@@ -11,10 +11,10 @@
  * - every other command on one worker (the lowest ready index); usrloc changes made there
  *   are replicated to the others by usrloc itself.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SerArgs } from '../cli/ser.js';
@@ -52,6 +52,14 @@ interface Slot {
 /** Commands whose counters are summed over the workers. */
 export function isSummed(name: string): boolean {
   return name !== 'ul_stats' && (name.endsWith('_stats') || name === 't_hash');
+}
+
+/**
+ * Commands that act on per-worker state (caches, write-back queues): run on every
+ * worker; the answer is the first failure, else worker 0's.
+ */
+export function isEveryWorker(name: string): boolean {
+  return name.endsWith('_flush') || name.endsWith('_reload');
 }
 
 /** Sum of flat numeric objects (shapes may differ: missing keys count 0). */
@@ -134,6 +142,31 @@ export function statisticsReply(all: Groups, args: string[]): MgmtReply {
   return ok(lines.join('\n'), data);
 }
 
+/** numeric uid/gid of user= / group= (the id tool resolves names), or undefined */
+function meshOwner(
+  user: string | undefined,
+  group: string | undefined,
+): { uid: number; gid: number } | undefined {
+  if (user === undefined && group === undefined) return undefined;
+  const id = (flag: string, name: string) => {
+    if (/^\d+$/.test(name)) return Number(name);
+    const r = spawnSync('id', [flag, name], { encoding: 'utf8' });
+    return r.status === 0 && /^\d+\s*$/.test(r.stdout) ? Number(r.stdout) : undefined;
+  };
+  const uid = user !== undefined ? id('-u', user) : process.getuid?.();
+  let gid: number | undefined;
+  if (group !== undefined) {
+    if (/^\d+$/.test(group)) gid = Number(group);
+    else {
+      const r = spawnSync('getent', ['group', group], { encoding: 'utf8' });
+      gid = r.status === 0 ? Number(r.stdout.split(':')[2]) : undefined;
+    }
+  } else gid = user !== undefined ? id('-g', user) : process.getgid?.();
+  // an unknown name: the workers report it when they try to switch
+  if (uid === undefined || gid === undefined || Number.isNaN(gid)) return undefined;
+  return { uid, gid };
+}
+
 export async function runAttendant(args: SerArgs, prep: PreparedConfig): Promise<number> {
   const { config } = prep;
   const options = prep.r.config?.options;
@@ -162,6 +195,9 @@ export async function runAttendant(args: SerArgs, prep: PreparedConfig): Promise
   const n = config.children;
   const dir = mkdtempSync(join(tmpdir(), 'ser-cluster-'));
   const secret = randomBytes(32).toString('hex');
+  // user= / group=: the workers reach each other's mesh sockets after dropping privileges
+  const owner = meshOwner(config.user, config.group);
+  if (owner) chownSync(dir, owner.uid, owner.gid);
   // every worker accepts on the shared listener itself: the kernel balances the accepts,
   // and a connection never passes through this process
   cluster.schedulingPolicy = cluster.SCHED_NONE;
@@ -185,6 +221,7 @@ export async function runAttendant(args: SerArgs, prep: PreparedConfig): Promise
       [ENV_COUNT]: String(n),
       [ENV_DIR]: dir,
       [ENV_SECRET]: secret,
+      ...(owner ? { SER_CLUSTER_OWNER: `${owner.uid}:${owner.gid}` } : {}),
       SER_WORKER_RESTART: restart ? '1' : '0',
     });
     slot.worker = w;
@@ -303,6 +340,12 @@ export async function runAttendant(args: SerArgs, prep: PreparedConfig): Promise
       const rs = await Promise.all(live.map((s) => ask(s, { t: 'cmd', name, args: cmdArgs })));
       return sumReplies(rs.flatMap((r) => (r?.t === 'reply' ? [r.reply] : [])));
     }
+    if (isEveryWorker(name)) {
+      const rs = await Promise.all(live.map((s) => ask(s, { t: 'cmd', name, args: cmdArgs })));
+      const replies = rs.flatMap((r) => (r?.t === 'reply' ? [r.reply] : []));
+      if (replies.length < live.length) return fail(500, `command '${name}': a worker did not answer`);
+      return replies.find((r) => r.code >= 300) ?? replies[0];
+    }
     const r = await ask(live[0], { t: 'cmd', name, args: cmdArgs });
     return r?.t === 'reply'
       ? r.reply
@@ -419,6 +462,17 @@ export async function runAttendant(args: SerArgs, prep: PreparedConfig): Promise
   }
 
   if (config.pidFile) writeFileSync(config.pidFile, `${process.pid}\n`);
+  // user= / group=: the workers dropped theirs; the sockets are bound, drop ours, group first
+  try {
+    if (config.group !== undefined) process.setgid?.(config.group);
+    if (config.user !== undefined) process.setuid?.(config.user);
+  } catch (e) {
+    process.stderr.write(
+      `ERROR: cannot change to user/group ${config.user ?? ''}/${config.group ?? ''}: ${(e as Error).message}\n`,
+    );
+    await stopAll();
+    return 1;
+  }
   const lines = ['Listening on'];
   for (const l of first.listening) lines.push(`             ${l.proto}: ${l.address} [${l.ip}]:${l.port}`);
   lines.push(`Aliases: ${first.aliases.join(' ')}`);

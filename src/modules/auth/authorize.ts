@@ -4,7 +4,7 @@
  * credentials for the realm, check them, compute the expected response from the HA1 the
  * store gives, check the nonce, and record the result on the context.
  */
-import { clusterRole, workerOfNonce } from '../../core/cluster-role.js';
+import { clusterBus, clusterRole, workerOfNonce } from '../../core/cluster-role.js';
 import type { MsgContext } from '../../core/context.js';
 import { L_DBG, L_ERR } from '../../core/log.js';
 import type { Credentials } from '../../sip/headers.js';
@@ -12,6 +12,7 @@ import { computeHA2, computeResponse, digestHash, safeEqual } from '../../sip/di
 import { parseUri } from '../../sip/uri.js';
 import { AUTH_STALE_AVP, setAuthorized } from './credentials.js';
 import type { AuthState } from './state.js';
+import type { NonceUse } from './nonce.js';
 
 /** Return values (OpenSER 1.x numbering; SER 0.9 only had true/false). */
 export const AUTH_OK = 1;
@@ -183,22 +184,14 @@ export async function authorize(
     ctx.avps.set(AUTH_STALE_AVP, [1]);
     return AUTH_STALE_NONCE;
   }
-  // several workers: only the issuing worker knows a nonce's uses, so another one's nonce
-  // is stale here and the UA re-authenticates with one of ours (a replay is never accepted)
-  const role = clusterRole();
-  if (role && st.nonceCount && !unchallengeable && workerOfNonce(nonce) !== role.index) {
-    log.log(L_DBG, `auth: nonce of '${username}' was issued by worker ${workerOfNonce(nonce)}: stale here`);
-    ctx.avps.set(AUTH_STALE_AVP, [1]);
-    return AUTH_STALE_NONCE;
-  }
   if (st.nonceCount && !unchallengeable) {
-    const use = st.tracker.use(
+    const use = await trackNonce(st, {
       nonce,
-      expires,
-      qop === undefined ? undefined : c.nc,
-      retransmissionKey(ctx),
+      exp: expires,
+      nc: qop === undefined ? undefined : c.nc,
+      key: retransmissionKey(ctx),
       nowMs,
-    );
+    });
     if (use === 'replay') {
       log.log(L_DBG, `auth: nonce reused by '${username}' (nc ${c.nc ?? 'none'}): refused`);
       st.replays++;
@@ -209,4 +202,33 @@ export async function authorize(
   setAuthorized(ctx, username, realm, `${hf}:${found.index}`);
   st.accepted++;
   return AUTH_OK;
+}
+
+/** One use of a nonce, as NonceTracker.use takes it. */
+export interface NonceUseQuery {
+  nonce: string;
+  exp: number;
+  nc: string | undefined;
+  key: string;
+  nowMs: number;
+}
+
+/** the cluster request topic answered by the worker that issued a nonce */
+export const NONCE_TOPIC = 'auth.nonce';
+/** an issuing worker that does not answer in time: the nonce counts as used (stale) */
+const NONCE_ASK_MS = 1000;
+
+/**
+ * Judge one use of a nonce. With several workers the worker that issued the nonce (named
+ * in it) keeps its uses, and is asked: a header replayed to any worker is refused.
+ */
+async function trackNonce(st: AuthState, q: NonceUseQuery): Promise<NonceUse> {
+  const role = clusterRole();
+  const owner = role ? workerOfNonce(q.nonce) : undefined;
+  const bus = clusterBus();
+  if (role && bus && owner !== undefined && owner !== role.index && owner < role.count) {
+    const r = await bus.request(owner, NONCE_TOPIC, q, NONCE_ASK_MS);
+    return r === 'ok' || r === 'retransmission' ? r : 'replay';
+  }
+  return st.tracker.use(q.nonce, q.exp, q.nc, q.key, q.nowMs);
 }

@@ -4,7 +4,8 @@
  * their password lookup. consume_credentials() strips the accepted credentials before the
  * request is relayed; append_rpid_hf() adds the caller's Remote-Party-ID.
  */
-import { clusterRole, ENV_SECRET } from '../../core/cluster-role.js';
+import { clusterBus, clusterRole, ENV_SECRET } from '../../core/cluster-role.js';
+import { NONCE_TOPIC, type NonceUseQuery } from './authorize.js';
 import { randomBytes } from 'node:crypto';
 import { L_WARN } from '../../core/log.js';
 import { type ArgSpec, defineModule, FixupError, REQUEST_ROUTES, type RouteKind } from '../../core/module.js';
@@ -108,6 +109,11 @@ export default defineModule<AuthState>({
         L_WARN,
         'WARNING: auth: no secret set, using a random one: nonces will not be valid on other servers or after a restart',
       );
+    // several workers: this one answers for the uses of the nonces it issued
+    clusterBus()?.serve(NONCE_TOPIC, (p) => {
+      const q = p as NonceUseQuery;
+      return st.tracker.use(q.nonce, q.exp, q.nc ?? undefined, q.key, q.nowMs);
+    });
     // the ACK to a 407 we sent ends here, as sl does for its own replies
     core.addRequestFilter((ctx) => {
       if (ctx.msg.method !== 'ACK') return true;
