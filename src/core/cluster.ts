@@ -17,7 +17,6 @@ import { randomBytes } from 'node:crypto';
 import { chownSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { SerArgs } from '../cli/ser.js';
 import { fail, ok } from '../mgmt/dispatcher.js';
 import { FifoServer } from '../mgmt/fifo.js';
 import { defaultRpcSocket, parseHostPort } from '../mgmt/index.js';
@@ -167,7 +166,7 @@ function meshOwner(
   return { uid, gid };
 }
 
-export async function runAttendant(args: SerArgs, prep: PreparedConfig): Promise<number> {
+export async function runAttendant(prep: PreparedConfig): Promise<number> {
   const { config } = prep;
   const options = prep.r.config?.options;
   if (config.daemonize && process.env.SER_DAEMONIZED !== '1') {

@@ -175,7 +175,7 @@ export async function runServer(args: SerArgs): Promise<number> {
   let server: RunningServer;
   try {
     const prepared = await prepareServer(args);
-    if (prepared.config.fork && prepared.config.children > 1) return await runAttendant(args, prepared);
+    if (prepared.config.fork && prepared.config.children > 1) return await runAttendant(prepared);
     server = await startServer(args, { prepared });
   } catch (e) {
     process.stderr.write(`${(e as Error).message}\n`);
