@@ -8,9 +8,10 @@
  * Ownership (see docs/process-model.md):
  * - a UDP reply whose top Via branch carries our worker mark (`…w<k>-…`, written by tm)
  *   belongs to worker k: the transaction lives there;
- * - every other UDP message belongs to worker `hash(Call-ID) % N`, so retransmissions,
- *   the CANCEL and the non-2xx ACK of an INVITE, the REGISTER retried with credentials
- *   and the replies to stateless forwards all land where the first message was handled.
+ * - every UDP request belongs to worker `hash(Call-ID) % N`, so retransmissions, the
+ *   CANCEL and the non-2xx ACK of an INVITE and the REGISTER retried with credentials all
+ *   land where the first message was handled;
+ * - other replies (to stateless forwards) are handled by the worker that read them.
  */
 
 export interface ClusterRole {

@@ -40,11 +40,16 @@ export type FromWorker =
   | { t: 'stats'; id: number; groups: Record<string, Record<string, number>> }
   | { t: 'which'; id: number; names: string[] };
 
-/** The worker owning a parsed UDP message (see cluster-role.ts). */
-export function ownerOf(msg: SipMessage, count: number): number {
+/**
+ * The worker owning a parsed UDP message (see cluster-role.ts), or undefined for "any":
+ * a reply without our worker mark (to a statelessly forwarded request) needs no state,
+ * and passing it on would only let a later reply of the call overtake it (a 200 before
+ * its 180), so the worker that read it forwards it.
+ */
+export function ownerOf(msg: SipMessage, count: number): number | undefined {
   if (!msg.isRequest) {
     const k = workerOfBranch(msg.vias[0]?.branch);
-    if (k !== undefined && k < count) return k;
+    return k !== undefined && k < count ? k : undefined;
   }
   return hashString(msg.callId) % count;
 }
@@ -119,13 +124,13 @@ export async function runWorker(args: SerArgs): Promise<number> {
   const socks = core.transports?.listening ?? [];
   const steered = { requests: 0, replies: 0 };
   core.steer = (msg, data, info) => {
-    let owner: number;
+    let owner: number | undefined;
     try {
       owner = ownerOf(msg, role.count);
     } catch {
       return false; // no usable Call-ID: the pipeline here answers / drops it
     }
-    if (owner === role.index) return false;
+    if (owner === undefined || owner === role.index) return false;
     if (msg.isRequest) steered.requests++;
     else steered.replies++;
     mesh.steer(owner, {

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { freePort, request, type Ser, startSer, UdpPeer } from './harness.js';
+import { freePort, request, type Ser, startSer, testChildren, UdpPeer } from './harness.js';
 import { explain, haveSipp, registerContact, sippUac, sippUas } from './proxy-sipp.js';
 
 const CFG = `
@@ -40,7 +40,12 @@ route {
 }`;
 
 describe('stateless record-routing proxy with SIPp UAC and UAS', {
-  skip: !haveSipp && 'sipp missing',
+  // several workers forward the UAS's 180 and 200 in parallel, so the 200 can overtake the
+  // 180 (no transaction to absorb it), which this strict SIPp scenario fails on; see
+  // docs/process-model.md
+  skip:
+    (!haveSipp && 'sipp missing') ||
+    (testChildren() > 1 && 'stateless replies may be reordered across workers'),
 }, () => {
   let ser: Ser;
   let uasPort: number;
