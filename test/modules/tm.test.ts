@@ -121,4 +121,11 @@ describe('tm module', () => {
     );
     assert.equal((r.data as Record<string, number>).total, 0);
   });
+
+  it('t_hash reports the table occupation', async () => {
+    const m = await load<TmState>(tm, core().c);
+    const r = await tm.mgmt!.t_hash.run(m.state, []);
+    assert.equal(r.code, 200);
+    assert.match(r.body ?? '', /^server transactions: 0\nclient transactions: 0\n/);
+  });
 });

@@ -192,6 +192,15 @@ export default defineModule<TmState>({
         return { code: 200, reason: 'ok', body, data: s };
       },
     },
+    t_hash: {
+      help: 'occupation of the transaction tables (for debugging)',
+      run(st) {
+        const tm = st.tm;
+        const data = { server: tm.server.size, client: tm.clients.size, local: tm.localActive };
+        const body = `server transactions: ${data.server}\nclient transactions: ${data.client}\nlocal transactions in progress: ${data.local}`;
+        return { code: 200, reason: 'ok', body, data };
+      },
+    },
     t_uac_dlg: uacDlgCommand,
   },
 });
