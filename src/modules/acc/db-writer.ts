@@ -171,8 +171,17 @@ export class AccDbWriter {
         if (op.op === 'insert') await db.insert(op.table, fit(op.layout, op.row));
         else await db.update(op.table, op.where, fit(op.layout, op.set));
       } catch (e) {
-        if (!isDbError(e)) throw e;
         this.stats.errors++;
+        if (!isDbError(e)) {
+          // not the database: a record that cannot be written at all would block the queue forever
+          this.o.error(`acc: record dropped, it cannot be written: ${(e as Error)?.stack ?? e}`);
+          this.queue.shift();
+          if (this.inFile > 0) this.inFile--;
+          this.stats.lost++;
+          this.stats.queued = this.queue.length;
+          continue;
+        }
+        this.prepared.delete(op.table);
         this.fail(`${e.message}`);
         return;
       }
