@@ -212,7 +212,8 @@ export class Core implements CoreApi {
     const queued = replyHeaders(ctx);
     const headers = queued.length > 0 ? [...(extras?.headers ?? []), ...queued] : extras?.headers;
     return buildReply(msg, code, reason, {
-      toTag: extras?.toTag ?? generateTag(),
+      // a 100 (Trying) needs no To-tag (RFC 3261 §8.2.6.2): tm's 100 goes without one
+      toTag: extras?.toTag ?? (code === 100 ? undefined : generateTag()),
       headers,
       body: extras?.body,
       contentType: extras?.contentType,

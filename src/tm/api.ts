@@ -37,11 +37,18 @@ export interface TmCompletion {
 
 /** An ACK for a 2xx relayed by t_relay() (end-to-end ACK): SER's TMCB_E2EACK_IN. */
 export interface TmE2eAck {
+  /** the ACK */
   readonly request: SipMessage;
+  /** the ACK's own script flags when t_relay() forwarded it */
   readonly flags: number;
   readonly src: Endpoint;
   readonly ruri: string;
   readonly ctx: MsgContext;
+  /**
+   * Flags of the INVITE transaction the ACK belongs to (matched by Call-ID, From-tag and CSeq
+   * number while that transaction is still kept, wt_timer after its 2xx); undefined otherwise
+   */
+  readonly inviteFlags?: number;
 }
 
 export interface TmApi {

@@ -52,7 +52,7 @@ export class Cell {
   inFailure = false;
   /** replies of t_replicate()'s copy go nowhere; the request itself was answered elsewhere */
   replicateOnly = false;
-  /** a 2xx was relayed (INVITE): the e2e ACK index holds this cell */
+  /** a 2xx was relayed upstream (the cell is in the ACK index) */
   relayed2xx = false;
   completedAt = 0;
   /** To-tag of our local replies (stable across retransmissions) */

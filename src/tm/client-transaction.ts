@@ -78,6 +78,15 @@ export abstract class ClientTransaction {
     else if (!r) fail();
   }
 
+  /**
+   * The TU gave up on the request before any provisional reply (a CANCEL is owed but may not
+   * be sent yet, §9.1): stop retransmitting, as SER does; fr_timer still ends the wait
+   */
+  stopRetransmissions(): void {
+    this.retrTimer?.cancel();
+    this.retrTimer = undefined;
+  }
+
   /** stop every timer and leave the table */
   terminate(): void {
     if (this.state === 'terminated') return;

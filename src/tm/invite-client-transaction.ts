@@ -32,7 +32,7 @@ export class InviteClientTransaction extends ClientTransaction {
 
   private armA(): void {
     this.retrTimer = this.timers.add(this.interval, () => {
-      if (this.state !== 'calling') return;
+      if (this.state !== 'calling' || !this.retrTimer) return;
       // "When timer A fires, the client transaction MUST retransmit the request ... and reset the timer with a value of 2*T1"
       this.transmit(this.request);
       this.interval *= 2;

@@ -30,7 +30,7 @@ export function clientKey(branch: string, method: string): string {
   return `${branch}|${method}`;
 }
 
-/** Dialog-level key of an INVITE and the ACK for its 2xx (which carries a new branch). */
+/** What an INVITE and the ACK for its 2xx (which has a branch of its own) share. */
 export function e2eKey(msg: SipMessage): string {
   return `${msg.callId}|${msg.fromTag ?? ''}|${msg.cseq.seq}`;
 }

@@ -29,6 +29,8 @@ export interface TmOptions {
   timers: TmTimers;
   /** SER's noisy_ctimer: when 0, an INVITE ringing on its only branch is dropped silently at fr_inv_timer */
   noisyCtimer: boolean;
+  /** §16.3 step 4: answer 482 to a request that comes back unchanged; off, a loop ends by Max-Forwards (483) as in SER */
+  loopDetect?: boolean;
 }
 
 export interface TmStats {
@@ -61,9 +63,9 @@ interface Destination {
 export class TransactionManager implements TmApi {
   readonly server: TransactionTable<Cell> = new MapTable<Cell>();
   readonly clients: TransactionTable<ClientTransaction> = new MapTable<ClientTransaction>();
-  /** INVITE cells that relayed a 2xx, by dialog key, for end-to-end ACKs */
-  private readonly e2e = new Map<string, Cell>();
   private readonly byCtx = new WeakMap<MsgContext, Cell>();
+  /** INVITE cells that relayed a 2xx, by Call-ID/From-tag/CSeq, for the ACK callbacks */
+  private readonly accepted = new Map<string, Cell>();
   /** t_on_failure / t_on_reply armed before the transaction exists */
   private readonly armed = new WeakMap<MsgContext, { failure?: string; reply?: string }>();
   private readonly completedCbs: ((ev: TmCompletion) => void)[] = [];
@@ -161,7 +163,7 @@ export class TransactionManager implements TmApi {
     if (cell.finalSent) this.waiting--;
     if (cell.relayed2xx) {
       const k = e2eKey(cell.request);
-      if (this.e2e.get(k) === cell) this.e2e.delete(k);
+      if (this.accepted.get(k) === cell) this.accepted.delete(k);
     }
   }
 
@@ -228,7 +230,7 @@ export class TransactionManager implements TmApi {
     if (cell.localTag === undefined) cell.localTag = generateTag();
     let data: Buffer;
     try {
-      data = this.core.buildReply(ctx, code, reason, { toTag: cell.localTag });
+      data = this.core.buildReply(ctx, code, reason, code === 100 ? undefined : { toTag: cell.localTag });
     } catch (e) {
       this.core.log.log(L_ERR, `ERROR: tm: cannot build a ${code} reply: ${(e as Error).message}`);
       return false;
@@ -300,6 +302,8 @@ export class TransactionManager implements TmApi {
       return -1;
     }
     ctx.branches = [];
+    // header edits failure_route made go into the new branches (SER applies its lumps)
+    cell.outBase = undefined;
     const n = await this.fork(cell, ctx, dests, dest, false);
     return n > 0 ? 1 : -1;
   }
@@ -327,7 +331,15 @@ export class TransactionManager implements TmApi {
     const msg = ctx.msg;
     if (this.absorbAck(msg)) return 0;
     // an ACK for a 2xx: end to end, forwarded statelessly (§16.7 / §17)
-    const ev: TmE2eAck = { request: msg, flags: ctx.flags, src: ctx.src, ruri: ctx.ruri, ctx };
+    const inv = this.e2eAckCbs.length > 0 ? this.accepted.get(e2eKey(msg)) : undefined;
+    const ev: TmE2eAck = {
+      request: msg,
+      flags: ctx.flags,
+      src: ctx.src,
+      ruri: ctx.ruri,
+      ctx,
+      inviteFlags: inv?.flags,
+    };
     for (const fn of this.e2eAckCbs) {
       try {
         fn(ev);
@@ -372,23 +384,31 @@ export class TransactionManager implements TmApi {
     for (const b of cell.branches) {
       if (b === except || b.code !== 0) continue;
       if (b.tx.provisional) this.sendCancel(b);
-      else b.cancelWanted = true;
+      else {
+        b.cancelWanted = true;
+        b.tx.stopRetransmissions();
+      }
     }
   }
 
   private sendCancel(b: CellBranch): void {
     if (b.cancelSent) return;
     b.cancelSent = true;
+    this.cancelTx(b.tx, b.target, b.branch);
+  }
+
+  /** a CANCEL for a pending INVITE client transaction, in its own non-INVITE transaction */
+  private cancelTx(inv: ClientTransaction, target: SendTarget, branch: string): void {
     let data: Buffer;
     try {
-      data = buildCancel(b.tx.sent);
+      data = buildCancel(inv.sent);
     } catch {
       return;
     }
-    const out = this.transportTo(b.target);
+    const out = this.transportTo(target);
     const user: ClientTxUser = { onReply() {}, onTimeout() {}, onTransportError() {} };
     const tx = new NonInviteClientTransaction(data, out, this.core.timers, this.opts.timers, user);
-    const k = clientKey(b.branch, 'CANCEL');
+    const k = clientKey(branch, 'CANCEL');
     this.clients.set(k, tx);
     tx.onTerminated = () => {
       if (this.clients.get(k) === tx) this.clients.delete(k);
@@ -419,8 +439,9 @@ export class TransactionManager implements TmApi {
   /** the request as it leaves us, before Request-URI and Via: the script's edits, Max-Forwards decremented (§16.6 step 3) */
   private outBase(cell: Cell): SipMessage {
     if (cell.outBase) return cell.outBase;
+    // whether the script touched Max-Forwards shows on the request, not on a fresh parse
+    const mf = cell.request.headerFields().find((f) => f.key === 'max-forwards');
     const m = parseMessage(cell.request.serialize(), { datagram: true });
-    const mf = m.headerFields().find((f) => f.key === 'max-forwards');
     if (!mf) m.addHeader('Max-Forwards', '70');
     else if (mf.original) {
       // the script did not touch it (no mf_process_maxfwd_header): decrement here
@@ -440,6 +461,8 @@ export class TransactionManager implements TmApi {
     replicate: boolean,
   ): Promise<number> {
     const targets = await Promise.all(dests.map((d) => this.resolve(d, dest)));
+    // a CANCEL that came while the names resolved has answered the request already
+    if (cell.finalSent && !replicate) return 0;
     const base = this.outBase(cell);
     const method = cell.request.method;
     let started = 0;
@@ -452,7 +475,7 @@ export class TransactionManager implements TmApi {
         continue;
       }
       const lh = loopHash(cell.request, d.uri);
-      if (isLoop(cell.request, lh, this.core)) {
+      if (this.opts.loopDetect && isLoop(cell.request, lh, this.core)) {
         ctx.lastError = E_LOOP;
         this.core.log.log(L_WARN, 'WARNING: t_relay: loop detected');
         continue;
@@ -547,7 +570,10 @@ export class TransactionManager implements TmApi {
         if (rctx.drop && msg.status < 200) return;
         this.afterReplyRoute(cell, br, msg);
       };
-      if (r instanceof Promise) r.then(after, (e) => this.core.log.err(`tm: onreply_route failed: ${e}`));
+      if (r instanceof Promise)
+        r.then(after).catch((e) =>
+          this.core.log.err(`tm: reply processing failed: ${(e as Error)?.stack ?? e}`),
+        );
       else after();
       return;
     }
@@ -577,10 +603,10 @@ export class TransactionManager implements TmApi {
       // every 2xx of an INVITE goes upstream at once (§16.7 step 5); when the transaction
       // already sent a non-2xx upstream, the 2xx still goes, statelessly by its Via
       if (cell.uas.state === 'proceeding' || cell.uas.state === 'accepted') this.relayUpstream(cell, msg);
-      else void this.core.forwardReply(msg);
+      else this.core.forwardReply(msg).catch(() => {});
       if (!cell.relayed2xx) {
         cell.relayed2xx = true;
-        this.e2e.set(e2eKey(cell.request), cell);
+        this.accepted.set(e2eKey(cell.request), cell);
       }
       // §16.7 step 10: the other branches are cancelled
       this.cancelPending(cell, br);
@@ -640,8 +666,10 @@ export class TransactionManager implements TmApi {
     const idx = pickBranch(codes);
     if (idx < 0) return;
     cell.pickedCode = codes[idx];
-    if (cell.onFailure && !cell.cancelled) {
-      void this.runFailure(cell);
+    if (cell.onFailure && !cell.cancelled && !cell.sixxx) {
+      this.runFailure(cell).catch((e) =>
+        this.core.log.err(`tm: failure processing failed: ${(e as Error)?.stack ?? e}`),
+      );
       return;
     }
     this.sendBest(cell);
@@ -738,6 +766,79 @@ export class TransactionManager implements TmApi {
       }
     }
   }
+  // ------------------------------------------------------------------ local UAC (t_uac_dlg)
+
+  /** Send a request as a local client transaction; resolves with its final reply. */
+  async uac(r: UacRequest): Promise<UacResult> {
+    let target: SendTarget | undefined;
+    try {
+      target = (await this.core.resolveUri(r.outbound ?? r.ruri))[0];
+    } catch {
+      target = undefined;
+    }
+    if (!target) return { code: 478, reason: 'Unresolvable destination' };
+    const branch = `z9hG4bK${this.instance}u${(++this.seq).toString(36)}`;
+    const via = this.core.viaFor(target, branch);
+    if (!via) return { code: 500, reason: 'No socket toward the destination' };
+    const method = r.method.toUpperCase();
+    const lines = [`${method} ${r.ruri} SIP/2.0`, `Via: ${via}`];
+    const has = (...names: string[]) =>
+      r.headers.some((h) => names.includes(h.slice(0, h.indexOf(':')).trim().toLowerCase()));
+    for (const h of r.headers) {
+      const name = h.slice(0, h.indexOf(':')).trim().toLowerCase();
+      if (name === 'content-length' || name === 'l') continue;
+      if ((name === 'from' || name === 'f') && !/;\s*tag\s*=/i.test(h))
+        lines.push(`${h};tag=${generateTag()}`);
+      else lines.push(h);
+    }
+    if (!has('call-id', 'i')) lines.push(`Call-ID: ${randomBytes(8).toString('hex')}@${target.ip}`);
+    if (!has('cseq')) lines.push(`CSeq: ${1 + (this.seq % 1000)} ${method}`);
+    if (!has('max-forwards')) lines.push('Max-Forwards: 70');
+    const body = Buffer.from(r.body ?? '', 'utf8');
+    lines.push(`Content-Length: ${body.length}`);
+    const data = Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1'), body]);
+    this.stats.total++;
+    this.stats.local++;
+    const out = this.transportTo(target);
+    if (method === 'ACK') {
+      // an ACK has no transaction: sent once
+      const ok = await out.send(data);
+      return ok ? { code: 200, reason: 'ACK sent' } : { code: 503, reason: 'Service Unavailable' };
+    }
+    this.localActive++;
+    return new Promise<UacResult>((resolve) => {
+      let done = false;
+      const finish = (res: UacResult) => {
+        if (done) return;
+        done = true;
+        this.localActive--;
+        this.stats.completed[Math.floor(res.code / 100)]++;
+        resolve(res);
+      };
+      const user: ClientTxUser = {
+        onReply: (msg) => {
+          if (msg.status >= 200) finish({ code: msg.status, reason: msg.reason, reply: msg });
+        },
+        onTimeout: () => {
+          // Timer C of a ringing local INVITE: cancel it like a proxy branch
+          if (tx.provisional) this.cancelTx(tx, target!, branch);
+          finish({ code: 408, reason: 'Request Timeout' });
+        },
+        onTransportError: () => finish({ code: 503, reason: 'Service Unavailable' }),
+      };
+      const t = this.opts.timers;
+      const tx =
+        method === 'INVITE'
+          ? new InviteClientTransaction(data, out, this.core.timers, t, user)
+          : new NonInviteClientTransaction(data, out, this.core.timers, t, user);
+      const k = clientKey(branch, method);
+      this.clients.set(k, tx);
+      tx.onTerminated = () => {
+        if (this.clients.get(k) === tx) this.clients.delete(k);
+      };
+      tx.start();
+    });
+  }
 }
 
 /** Max-Forwards as received: undefined when absent or unreadable */
@@ -774,4 +875,21 @@ function isLoop(msg: SipMessage, lh: string, core: CoreApi): boolean {
   const prefix = `z9hG4bK${lh}.`;
   for (const v of msg.vias) if (v.branch?.startsWith(prefix) && core.isOurVia(v)) return true;
   return false;
+}
+
+/** A request the server itself sends (FIFO t_uac_dlg). */
+export interface UacRequest {
+  method: string;
+  ruri: string;
+  /** next hop instead of the Request-URI's (no Route header is added, as in SER) */
+  outbound?: string;
+  /** complete header lines; From and To are required, Call-ID, CSeq, From-tag, Max-Forwards are added when missing */
+  headers: string[];
+  body?: string;
+}
+
+export interface UacResult {
+  code: number;
+  reason: string;
+  reply?: SipMessage;
 }

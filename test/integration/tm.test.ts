@@ -82,6 +82,7 @@ route {
     assert.equal(fack.callId, okm.callId);
     assert.equal(acks.length, 1);
     assert.equal(acks[0].request.method, 'ACK');
+    assert.equal(acks[0].inviteFlags, completions[0].flags, 'the INVITE transaction is found');
   });
 
   it('relays a BYE statefully and reports its completion', async () => {

@@ -9,6 +9,7 @@ import { ANY_ROUTE, defineModule, FixupError, type ParamSpec, type ParamValue } 
 import * as A from '../../script/args.js';
 import { DEFAULT_TIMERS, type TmTimers } from '../../tm/config.js';
 import { type RelayDest, TransactionManager } from '../../tm/tm.js';
+import { uacDlgCommand } from './uac-dlg.js';
 
 export interface TmState {
   core: CoreApi;
@@ -110,6 +111,7 @@ export default defineModule<TmState>({
     retr_timer2: intParam(DEFAULT_TIMERS.t2, 10, 'retr_timer2 (milliseconds)'),
     retr_timer4: intParam(DEFAULT_TIMERS.t4, 0, 'retr_timer4 (milliseconds)'),
     noisy_ctimer: intParam(0, 0, 'noisy_ctimer'),
+    loop_detect: intParam(0, 0, 'loop_detect'),
   },
   init(core, params) {
     const timers: TmTimers = {
@@ -121,7 +123,11 @@ export default defineModule<TmState>({
       t4: Number(params.retr_timer4),
     };
     if (timers.t2 < timers.t1) throw new FixupError('retr_timer2 must not be below retr_timer1');
-    const tm = new TransactionManager(core, { timers, noisyCtimer: Number(params.noisy_ctimer) !== 0 });
+    const tm = new TransactionManager(core, {
+      timers,
+      noisyCtimer: Number(params.noisy_ctimer) !== 0,
+      loopDetect: Number(params.loop_detect) !== 0,
+    });
     core.setReplyHandler((msg, origin) => tm.receiveReply(msg, origin));
     const st: TmState = { core, tm };
     core.addStats('tm', () => statsOf(st));
@@ -186,5 +192,15 @@ export default defineModule<TmState>({
         return { code: 200, reason: 'ok', body, data: s };
       },
     },
+    t_hash: {
+      help: 'occupation of the transaction tables (for debugging)',
+      run(st) {
+        const tm = st.tm;
+        const data = { server: tm.server.size, client: tm.clients.size, local: tm.localActive };
+        const body = `server transactions: ${data.server}\nclient transactions: ${data.client}\nlocal transactions in progress: ${data.local}`;
+        return { code: 200, reason: 'ok', body, data };
+      },
+    },
+    t_uac_dlg: uacDlgCommand,
   },
 });
