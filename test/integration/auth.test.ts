@@ -1,6 +1,6 @@
 /**
  * Digest authentication over real sockets (SQLite): REGISTER 401 → 200, wrong password,
- * unknown user, check_to, replay, retransmission, stale nonce, proxy_authorize + 407.
+ * unknown user (401, or 403 with unknown_user_code), check_to, replay, retransmission, stale nonce, proxy_authorize + 407.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
@@ -190,14 +190,29 @@ describe('auth + auth_db over UDP (SQLite)', () => {
     assert.equal(await phone.next(500), undefined);
   });
 
-  it('malformed credentials: 400 Bad Credentials, no crash', async () => {
+  it('malformed credentials: 400 Bad Credentials (or a new 401), never a crash', async () => {
     const r = await exchange(
       phone,
       register(phone, 'alice', [`Authorization: Digest realm="${REALM}", nonce="x"`], 9, 'malformed'),
       ser.port,
     );
     assert.equal(r.status, 400);
-    const ok = await exchange(phone, register(phone, 'alice', [], 10, 'malformed'), ser.port);
+    const n = 'a'.repeat(48);
+    const bad = [
+      'Authorization: Basic YWxpY2U6d29uZGVybGFuZA==',
+      `Authorization: Digest username="alice", realm="${REALM}", nonce="${n}", uri="sip:x", response="zz"`,
+      `Authorization: Digest username="alice", realm="${REALM}", nonce="${n}", uri="sip:x", response="00", qop=auth, nc=zz, cnonce="c"`,
+      `Authorization: Digest username="alice", realm="${REALM}", nonce="${'f'.repeat(3000)}", uri="sip:x", response="00"`,
+      `Authorization: Digest username="alice", realm="${REALM}", nonce="${n}", uri="sip:x", response="00", algorithm=SHA-512`,
+      `Authorization: Digest username="alice", realm="${REALM}, nonce="${n}"`,
+      `Authorization: Digest username="", realm="${REALM}", nonce="${n}", uri="sip:x", response="00"`,
+    ];
+    let cseq = 10;
+    for (const h of bad) {
+      const r = await exchange(phone, register(phone, 'alice', [h], cseq++, 'malformed'), ser.port);
+      assert.ok(r.status === 400 || r.status === 401, `${h} → ${r.status}`);
+    }
+    const ok = await exchange(phone, register(phone, 'alice', [], cseq, 'malformed'), ser.port);
     assert.equal(ok.status, 401);
   });
 });
@@ -210,7 +225,7 @@ describe('nonce expiry and a shared secret', () => {
     const dbUrl = `sqlite://${join(mkdtempSync(join(tmpdir(), 'ser-auth-')), 'ser.db')}`;
     await makeSubscribers(dbUrl, { alice: 'wonderland' });
     a = await startSer(AUTH_CFG(dbUrl, 'modparam("auth", "nonce_expire", 1)'));
-    b = await startSer(AUTH_CFG(dbUrl));
+    b = await startSer(AUTH_CFG(dbUrl, 'modparam("auth_db", "unknown_user_code", 403)'));
     phone = await UdpPeer.open();
   });
   after(async () => {
@@ -230,6 +245,29 @@ describe('nonce expiry and a shared secret', () => {
     });
     const r = await exchange(phone, register(phone, 'alice', [auth], 2, 'x'), a.port);
     assert.equal(r.status, 200);
+  });
+
+  it('unknown_user_code 403: an unknown user gets 403 at once instead of a new challenge', async () => {
+    const c = await exchange(phone, register(phone, 'mallory', [], 1, 'u403'), b.port);
+    const auth = answer({
+      user: 'mallory',
+      password: 'x',
+      challenge: c,
+      method: 'REGISTER',
+      uri: `sip:${REALM}`,
+    });
+    const r = await exchange(phone, register(phone, 'mallory', [auth], 2, 'u403'), b.port);
+    assert.equal(r.status, 403);
+    // a known user with a wrong password still gets a new challenge
+    const c2 = await exchange(phone, register(phone, 'alice', [], 3, 'u403'), b.port);
+    const bad = answer({
+      user: 'alice',
+      password: 'nope',
+      challenge: c2,
+      method: 'REGISTER',
+      uri: `sip:${REALM}`,
+    });
+    assert.equal((await exchange(phone, register(phone, 'alice', [bad], 4, 'u403'), b.port)).status, 401);
   });
 
   it('an expired nonce with the right password gets 401 stale=true', async () => {

@@ -257,11 +257,19 @@ describe('www_challenge / proxy_challenge', () => {
     assert.deepEqual(p!.qop, []);
   });
 
-  it('realm "": the To host for REGISTER, the From host otherwise', async () => {
+  it('realm "": the To host for www_* on REGISTER, the From host otherwise', async () => {
     const r = await rig();
     await r.auth.call(req('REGISTER', ['To: <sip:alice@reg.example>']), 'www_challenge', '', '0');
     assert.equal(r.sent.at(-1)!.wwwAuthenticate[0]!.realm, 'reg.example');
     await r.auth.call(req('INVITE', ['From: <sip:alice@from.example>;tag=1']), 'proxy_challenge', '', '0');
+    assert.equal(r.sent.at(-1)!.proxyAuthenticate[0]!.realm, 'from.example');
+    // SER's get_realm: To only for REGISTER checked with www_*; a proxy challenging a REGISTER uses From
+    await r.auth.call(
+      req('REGISTER', ['To: <sip:alice@reg.example>', 'From: <sip:alice@from.example>;tag=1']),
+      'proxy_challenge',
+      '',
+      '0',
+    );
     assert.equal(r.sent.at(-1)!.proxyAuthenticate[0]!.realm, 'from.example');
   });
 
@@ -306,6 +314,15 @@ describe('www_authorize / proxy_authorize return values', () => {
     const px = req('INVITE', [creds({ nonce, method: 'INVITE', uri: `sip:bob@${REALM}`, proxy: true })]);
     assert.equal(await r.db.call(px, 'www_authorize', REALM, 'subscriber'), AUTH_NO_CREDENTIALS);
     assert.equal(await r.db.call(px, 'proxy_authorize', REALM, 'subscriber'), AUTH_OK);
+  });
+
+  it('unknown_user_code: 403 is sent for an unknown user and the script stops', async () => {
+    const r = await rig({}, { unknown_user_code: 403 });
+    const [c] = await challengeOf(r, 'www', '0');
+    const ctx = req('REGISTER', [creds({ nonce: c!.nonce!, user: 'nobody' })]);
+    assert.equal(await r.db.call(ctx, 'www_authorize', REALM, 'subscriber'), AUTH_STOP);
+    assert.equal(r.sent.at(-1)!.status, 403);
+    assert.throws(() => authDb.params!.unknown_user_code!.validate!(401), /must be 0, 403 or 404/);
   });
 
   it('-2 for a nonce signed with another secret', async () => {
@@ -443,6 +460,25 @@ describe('www_authorize / proxy_authorize return values', () => {
     assert.equal(await r.db.call(ctx, 'www_authorize', REALM, 'no_such_table'), AUTH_ERROR);
     assert.match(r.sink.lines.join('\n'), /cannot read table 'no_such_table'/);
     assert.equal(ctx.lastError?.code, 500);
+  });
+});
+
+describe('other table layouts', () => {
+  it("a table without the rpid column (Kamailio's subscriber) works, with one warning", async () => {
+    const r = await rig();
+    const db = await openDb(r.dbUrl);
+    await db.exec(
+      'CREATE TABLE ksub (id INTEGER PRIMARY KEY, username TEXT, domain TEXT, password TEXT, ha1 TEXT, ha1b TEXT)',
+    );
+    const c = credentials('kim', REALM, REALM, 'pw');
+    await db.insert('ksub', { username: 'kim', domain: REALM, password: 'pw', ha1: c.ha1, ha1b: c.ha1b });
+    await db.close();
+    const [ch] = await challengeOf(r, 'www', '1');
+    const h = (nc: number) => creds({ user: 'kim', password: 'pw', nonce: ch!.nonce!, qop: 'auth', nc });
+    assert.equal(await r.db.call(req('REGISTER', [h(1)]), 'www_authorize', REALM, 'ksub'), AUTH_OK);
+    r.db.state.store.flush();
+    assert.equal(await r.db.call(req('REGISTER', [h(2)]), 'www_authorize', REALM, 'ksub'), AUTH_OK);
+    assert.equal(r.sink.lines.filter((l) => /has no column 'rpid'/.test(l)).length, 1);
   });
 });
 

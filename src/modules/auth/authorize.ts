@@ -47,13 +47,15 @@ export type Ha1Source = (q: {
 }) => Promise<Ha1Lookup>;
 
 /**
- * The realm when the script gives "": the host of the To URI for REGISTER (the domain being
- * registered), of the From URI otherwise (the caller's domain), as SER and OpenSER do.
+ * The realm when the script gives "": the host of the To URI for a REGISTER checked with
+ * www_* (the domain being registered), of the From URI otherwise (the caller's domain),
+ * as SER's get_realm() chose it.
  */
-export function defaultRealm(ctx: MsgContext): string | undefined {
+export function defaultRealm(ctx: MsgContext, hf: HfType): string | undefined {
   const msg = ctx.msg;
   try {
-    const u = parseUri(msg.method === 'REGISTER' ? msg.to.uri : msg.from.uri);
+    const useTo = msg.method === 'REGISTER' && hf === 'authorization';
+    const u = parseUri(useTo ? msg.to.uri : msg.from.uri);
     return u.host || undefined;
   } catch {
     return undefined;
@@ -102,7 +104,12 @@ function wellFormed(c: Credentials, algorithms: readonly string[]): string | und
 
 function retransmissionKey(ctx: MsgContext): string {
   const m = ctx.msg;
-  return `${m.callId}\n${m.cseq.seq}\n${m.topVia?.branch ?? ''}`;
+  try {
+    return `${m.callId}\n${m.cseq.seq}\n${m.topVia?.branch ?? ''}`;
+  } catch {
+    // a header the core let through but that does not parse: never equal to another request
+    return `\n${Math.random()}`;
+  }
 }
 
 /** Sends "400 Bad Credentials"; authorize then returns AUTH_STOP. */
@@ -122,12 +129,9 @@ export async function authorize(
 ): Promise<number> {
   const log = st.core.log;
   const msg = ctx.msg;
-  const realm = realmArg || defaultRealm(ctx);
+  const realm = realmArg || defaultRealm(ctx, hf);
   if (realm === undefined) {
-    log.log(
-      L_ERR,
-      `ERROR: ${hf}: no realm: the script gives "" and the ${msg.method === 'REGISTER' ? 'To' : 'From'} URI has no host`,
-    );
+    log.log(L_ERR, `ERROR: ${hf}: no realm: the script gives "" and the To/From URI has no host`);
     return AUTH_ERROR;
   }
   const found = findCredentials(ctx, hf, realm);
@@ -155,13 +159,13 @@ export async function authorize(
   const user = at < 0 ? username : username.slice(0, at);
   const domain = at < 0 ? realm : username.slice(at + 1);
   const algorithm = c.algorithm ?? 'MD5';
-  const found2 = await source({ username, user, domain, realm, algorithm, ctx });
-  if (found2.kind === 'error') return AUTH_ERROR;
-  if (found2.kind === 'unknown') {
+  const stored = await source({ username, user, domain, realm, algorithm, ctx });
+  if (stored.kind === 'error') return AUTH_ERROR;
+  if (stored.kind === 'unknown') {
     log.log(L_DBG, `auth: user '${username}' (realm ${realm}) not found`);
     return AUTH_USER_UNKNOWN;
   }
-  let ha1 = found2.ha1;
+  let ha1 = stored.ha1;
   if (algorithm.toUpperCase().endsWith('-SESS'))
     ha1 = digestHash(algorithm, `${ha1}:${nonce}:${c.cnonce ?? ''}`);
   const qop = c.qop?.toLowerCase();

@@ -63,7 +63,7 @@ export function challenge(
   realmArg: string,
   qop: readonly string[],
 ): number {
-  const realm = realmArg || defaultRealm(ctx);
+  const realm = realmArg || defaultRealm(ctx, kind === 'www' ? 'authorization' : 'proxy-authorization');
   if (realm === undefined) {
     st.core.log.log(L_ERR, `ERROR: ${kind}_challenge: no realm given and no host in the URI to take it from`);
     return -5;

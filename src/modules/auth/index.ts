@@ -6,7 +6,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { L_WARN } from '../../core/log.js';
-import { type ArgSpec, defineModule, FixupError, REQUEST_ROUTES } from '../../core/module.js';
+import { type ArgSpec, defineModule, FixupError, REQUEST_ROUTES, type RouteKind } from '../../core/module.js';
+
+/** a challenge is a reply: where sl_send_reply may run */
+const REPLY_ROUTES: readonly RouteKind[] = ['request', 'failure'];
 import * as A from '../../script/args.js';
 import { describeArg } from '../../script/args.js';
 import { AUTH_HF_AVP } from './credentials.js';
@@ -121,12 +124,12 @@ export default defineModule<AuthState>({
   functions: {
     www_challenge: {
       signatures: [[A.str('realm', { allowBare: true }), qopArg()]],
-      routes: REQUEST_ROUTES,
+      routes: REPLY_ROUTES,
       run: (ctx, st, realm: string, qop: readonly string[]) => challenge(st, ctx, 'www', realm, qop),
     },
     proxy_challenge: {
       signatures: [[A.str('realm', { allowBare: true }), qopArg()]],
-      routes: REQUEST_ROUTES,
+      routes: REPLY_ROUTES,
       run: (ctx, st, realm: string, qop: readonly string[]) => challenge(st, ctx, 'proxy', realm, qop),
     },
     consume_credentials: {

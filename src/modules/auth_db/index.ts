@@ -6,7 +6,10 @@
  */
 import type { MsgContext } from '../../core/context.js';
 import { L_ERR } from '../../core/log.js';
-import { type ArgSpec, defineModule, FixupError, REQUEST_ROUTES } from '../../core/module.js';
+import { type ArgSpec, defineModule, FixupError, type RouteKind } from '../../core/module.js';
+
+/** authorize may answer (400, unknown_user_code): where sl_send_reply may run */
+const REPLY_ROUTES: readonly RouteKind[] = ['request', 'failure'];
 import { DEFAULT_DB_URL, type Db, isDbError, openDb } from '../../db/index.js';
 import * as A from '../../script/args.js';
 import { describeArg } from '../../script/args.js';
@@ -14,6 +17,7 @@ import { digestHash } from '../../sip/digest.js';
 import {
   AUTH_INVALID_PASSWORD,
   AUTH_OK,
+  AUTH_STOP,
   AUTH_USER_UNKNOWN,
   authorize,
   type Ha1Lookup,
@@ -28,7 +32,11 @@ export interface AuthDbState {
   auth: AuthState;
   store: SubscriberStore;
   calculateHa1: boolean;
+  /** reply code for an unknown user (the script stops); 0: return -1 as SER */
+  unknownUserCode: number;
 }
+
+const UNKNOWN_USER_REASON: Record<number, string> = { 403: 'Forbidden', 404: 'Not Found' };
 
 function tableArg(): ArgSpec<string> {
   return {
@@ -101,6 +109,10 @@ export async function dbAuthorize(
     fresh = true;
     r = await authorize(st.auth, ctx, realm, hf, source, reject);
   }
+  if (r === AUTH_USER_UNKNOWN && st.unknownUserCode > 0) {
+    authReply(st.auth, ctx, st.unknownUserCode, UNKNOWN_USER_REASON[st.unknownUserCode] ?? 'Forbidden');
+    return AUTH_STOP;
+  }
   const row = used as SubscriberRow | null;
   if (r === AUTH_OK && row?.rpid) ctx.avps.set(st.auth.rpidAvp, [row.rpid]);
   return r;
@@ -119,6 +131,14 @@ export default defineModule<AuthDbState>({
     rpid_column: { type: 'string', default: 'rpid' },
     calculate_ha1: { type: 'int', default: 0 },
     use_domain: { type: 'int', default: 0 },
+    unknown_user_code: {
+      type: 'int',
+      default: 0,
+      validate(v) {
+        if (v !== 0 && v !== 403 && v !== 404)
+          throw new FixupError('unknown_user_code must be 0, 403 or 404');
+      },
+    },
     cache_ttl: {
       type: 'int',
       default: 5,
@@ -150,13 +170,14 @@ export default defineModule<AuthDbState>({
         cacheMax: 10_000,
       },
       () => core.clock.now(),
+      (why) => core.log.warn(`WARNING: auth_db: ${why}`),
     );
     core.addStats('auth_db', () => ({
       cache_rows: store.size,
       cache_hits: store.hits,
       db_reads: store.misses,
     }));
-    return { auth, store, calculateHa1 };
+    return { auth, store, calculateHa1, unknownUserCode: Number(p.unknown_user_code ?? 0) };
   },
   async destroy(st) {
     await st.store.db.close().catch(() => {});
@@ -164,13 +185,13 @@ export default defineModule<AuthDbState>({
   functions: {
     www_authorize: {
       signatures: [[A.str('realm', { allowBare: true }), tableArg()]],
-      routes: REQUEST_ROUTES,
+      routes: REPLY_ROUTES,
       async: true,
       run: (ctx, st, realm: string, table: string) => dbAuthorize(st, ctx, realm, table, 'authorization'),
     },
     proxy_authorize: {
       signatures: [[A.str('realm', { allowBare: true }), tableArg()]],
-      routes: REQUEST_ROUTES,
+      routes: REPLY_ROUTES,
       async: true,
       run: (ctx, st, realm: string, table: string) =>
         dbAuthorize(st, ctx, realm, table, 'proxy-authorization'),

@@ -5,7 +5,7 @@
  * through the FIFO (auth_db_flush), and a response that fails against a cached row is
  * checked again against a fresh one before the request is refused.
  */
-import type { Db, DbParam } from '../../db/index.js';
+import { type Db, type DbParam, isDbError, type Row } from '../../db/index.js';
 
 export interface StoreOptions {
   userColumn: string;
@@ -40,6 +40,8 @@ export class SubscriberStore {
     readonly db: Db,
     readonly o: StoreOptions,
     private readonly nowMs: () => number,
+    /** told once when the rpid column turns out not to exist */
+    private readonly onNoRpid?: (why: string) => void,
   ) {}
 
   private key(table: string, user: string, domain: string): string {
@@ -68,7 +70,16 @@ export class SubscriberStore {
     if (o.rpidColumn) columns.push(o.rpidColumn);
     const where: Record<string, DbParam> = { [o.userColumn]: user };
     if (o.useDomain) where[o.domainColumn] = domain;
-    const r = await this.db.selectOne(table, { columns: [...new Set(columns)], where });
+    let r: Row | undefined;
+    try {
+      r = await this.db.selectOne(table, { columns: [...new Set(columns)], where });
+    } catch (e) {
+      // tables of other layouts (Kamailio's subscriber) have no rpid column: do without it
+      if (!o.rpidColumn || !isDbError(e) || !e.message.includes(o.rpidColumn) || !this.onNoRpid) throw e;
+      r = await this.db.selectOne(table, { columns: [...new Set(columns.slice(0, 2))], where });
+      this.onNoRpid(`table '${table}' has no column '${o.rpidColumn}': Remote-Party-ID is not loaded`);
+      o.rpidColumn = '';
+    }
     const row: SubscriberRow | null = r
       ? {
           password: String(r[o.passwordColumn] ?? ''),

@@ -9,6 +9,7 @@ import { defineModule, FixupError, type ModuleDef, REQUEST_ROUTES } from '../../
 import { DEFAULT_DB_URL, type Db, type DbParam, isDbError, openDb } from '../../db/index.js';
 import * as A from '../../script/args.js';
 import { parseUri, unescapeUnreserved } from '../../sip/uri.js';
+import { usrlocFor } from '../usrloc/index.js';
 import { checkUsername, hasToTag, isUser } from './checks.js';
 
 export interface UriState {
@@ -21,7 +22,18 @@ export interface UriState {
   db: Db | undefined;
 }
 
-/** does_uri_exist(): a subscriber with the Request-URI's user (and host with use_domain). */
+/** an alias in usrloc's "aliases" table (serctl alias add), when usrloc is loaded and has one */
+async function isAlias(st: UriState, user: string, host: string): Promise<boolean> {
+  const ul = usrlocFor(st.core);
+  if (!ul?.domains.has('aliases')) return false;
+  const aor = ul.normalizeAor(ul.opts.useDomain ? `${user}@${host}` : user);
+  return (await ul.contacts('aliases', aor)).length > 0;
+}
+
+/**
+ * does_uri_exist(): the Request-URI's user is a subscriber (with use_domain: in its host's
+ * domain), or an alias of one in usrloc's aliases table.
+ */
 export async function doesUriExist(st: UriState, ctx: MsgContext): Promise<number> {
   let user: string | undefined;
   let host: string;
@@ -37,7 +49,8 @@ export async function doesUriExist(st: UriState, ctx: MsgContext): Promise<numbe
     if (!st.db) st.db = await openDb(st.dbUrl, { connectTimeoutMs: 3000, queryTimeoutMs: 5000 });
     const where: Record<string, DbParam> = { [st.userColumn]: user };
     if (st.useDomain) where[st.domainColumn] = host;
-    return (await st.db.count(st.table, where)) > 0 ? 1 : -1;
+    if ((await st.db.count(st.table, where)) > 0) return 1;
+    return (await isAlias(st, user, host)) ? 1 : -1;
   } catch (e) {
     st.core.log.log(
       L_ERR,
