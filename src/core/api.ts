@@ -21,7 +21,8 @@ export interface ReplyExtras {
   toTag?: string;
 }
 
-export type ForwardHook = (ctx: MsgContext, target: SendTarget) => (() => void) | undefined;
+/** see CoreApi.addForwardHook: `msg` is the copy being sent (ctx.msg for stateless forwarding) */
+export type ForwardHook = (ctx: MsgContext, target: SendTarget, msg: SipMessage) => (() => void) | undefined;
 
 /** Where a received message came from, for answering it. */
 export interface Origin {
@@ -54,11 +55,12 @@ export interface CoreApi {
    * Called for each request about to leave toward `target` (a stateless forward, each tm
    * branch), after our Via is in and before the bytes are made: rr adds its second
    * Record-Route when the request leaves on another socket than it came in on. The hook
-   * may edit ctx.msg and returns how to undo that edit, or undefined.
+   * may edit `msg` (the message being sent: ctx.msg, or tm's copy of it) and returns how
+   * to undo that edit, or undefined.
    */
   addForwardHook(fn: ForwardHook): void;
   /** run every forward hook for one outgoing request; call the returned function after serializing */
-  beforeForward(ctx: MsgContext, target: SendTarget): () => void;
+  beforeForward(ctx: MsgContext, target: SendTarget, msg?: SipMessage): () => void;
   /** replies are offered here first (tm); return true when claimed */
   setReplyHandler(fn: (msg: SipMessage, origin: Origin) => boolean): void;
   /** run a block of the script (failure_route, onreply_route …) for a context; errors are logged */

@@ -174,12 +174,12 @@ export class Core implements CoreApi {
     this.forwardHooks.push(fn);
   }
 
-  beforeForward(ctx: MsgContext, target: SendTarget): () => void {
+  beforeForward(ctx: MsgContext, target: SendTarget, msg: SipMessage = ctx.msg): () => void {
     const hooks = this.forwardHooks;
     if (hooks.length === 0) return noop;
     const undo: (() => void)[] = [];
     for (const h of hooks) {
-      const u = h(ctx, target);
+      const u = h(ctx, target, msg);
       if (u) undo.push(u);
     }
     return () => {

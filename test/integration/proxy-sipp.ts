@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort, request, UdpPeer } from './harness.js';
 
 export const SCEN = fileURLToPath(new URL('../../../test/integration/sipp/', import.meta.url));
 export const haveSipp = existsSync('/usr/bin/sipp');
@@ -97,15 +98,19 @@ export function sippUas(
   return sipp(scenario, ['-i', '127.0.0.1', '-p', String(port), '-m', String(calls), ...extra], ms);
 }
 
-/** sipp as UAC toward ser at 127.0.0.1:serPort calling `service` */
-export function sippUac(
+/**
+ * sipp as UAC toward ser at 127.0.0.1:serPort calling `service`, from a free port (sipp's
+ * `-p 0` means 5060, which parallel test files would share)
+ */
+export async function sippUac(
   scenario: string,
   serPort: number,
   service: string,
   calls: number,
   extra: string[] = [],
   ms?: number,
-): Sipp {
+): Promise<Sipp> {
+  const port = await freePort();
   return sipp(
     scenario,
     [
@@ -115,7 +120,7 @@ export function sippUac(
       '-i',
       '127.0.0.1',
       '-p',
-      '0',
+      String(port),
       '-m',
       String(calls),
       '-timeout',
@@ -130,4 +135,22 @@ export function sippUac(
 /** a failed run's story for the assertion message */
 export function explain(name: string, r: SippRun): string {
   return `${name} exit ${r.code}\n${r.out.slice(-3000)}\n${r.errors().slice(-3000)}`;
+}
+
+/** REGISTER `user` at ser with a Contact on 127.0.0.1:contactPort; resolves with the reply status */
+export async function registerContact(serPort: number, user: string, contactPort: number): Promise<number> {
+  const ua = await UdpPeer.open();
+  try {
+    ua.send(
+      request('REGISTER', `sip:127.0.0.1:${serPort}`, { ip: '127.0.0.1', port: ua.port }, [
+        `To: <sip:${user}@127.0.0.1>`,
+        `From: <sip:${user}@127.0.0.1>;tag=reg${contactPort}`,
+        `Contact: <sip:${user}@127.0.0.1:${contactPort}>;expires=600`,
+      ]),
+      serPort,
+    );
+    return (await ua.nextMsg(3000)).status;
+  } finally {
+    ua.close();
+  }
 }

@@ -5,8 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { explain, haveSipp, sippUac, sippUas } from './proxy-sipp.js';
 import { freePort, request, type Ser, startSer, UdpPeer } from './harness.js';
+import { explain, haveSipp, registerContact, sippUac, sippUas } from './proxy-sipp.js';
 
 const CFG = `
 loadmodule "sl.so"
@@ -39,24 +39,6 @@ route {
   if (!forward()) { sl_reply_error(); };
 }`;
 
-/** REGISTER `user` at ser with a Contact on 127.0.0.1:contactPort; resolves with the reply status */
-export async function registerContact(serPort: number, user: string, contactPort: number): Promise<number> {
-  const ua = await UdpPeer.open();
-  try {
-    ua.send(
-      request('REGISTER', `sip:127.0.0.1:${serPort}`, { ip: '127.0.0.1', port: ua.port }, [
-        `To: <sip:${user}@127.0.0.1>`,
-        `From: <sip:${user}@127.0.0.1>;tag=reg${contactPort}`,
-        `Contact: <sip:${user}@127.0.0.1:${contactPort}>;expires=600`,
-      ]),
-      serPort,
-    );
-    return (await ua.nextMsg(3000)).status;
-  } finally {
-    ua.close();
-  }
-}
-
 describe('stateless record-routing proxy with SIPp UAC and UAS', {
   skip: !haveSipp && 'sipp missing',
 }, () => {
@@ -73,7 +55,7 @@ describe('stateless record-routing proxy with SIPp UAC and UAS', {
 
   it('10 calls complete; ACK and BYE reach the callee by Route with our entry removed', async () => {
     const uas = sippUas('proxy-uas.xml', uasPort, 10);
-    const uac = sippUac('proxy-uac.xml', ser.port, 'callee', 10, ['-r', '5']);
+    const uac = await sippUac('proxy-uac.xml', ser.port, 'callee', 10, ['-r', '5']);
     const c = await uac.done;
     if (c.code !== 0) uas.kill();
     const s = await uas.done;

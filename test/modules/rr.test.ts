@@ -82,6 +82,10 @@ describe('record_route', async () => {
     const ctx = req('INVITE', 'sip:bob@example.com');
     assert.equal(await m.call(ctx, 'record_route_preset', 'proxy.example.com:5060'), 1);
     assert.equal(reparse(ctx.msg).recordRoutes[0].uri, 'sip:proxy.example.com:5060;ftag=a1;lr');
+    // seed 004's form: address with parameters
+    const ctx3 = req('INVITE', 'sip:bob@example.com');
+    await m.call(ctx3, 'record_route_preset', '1.2.3.4:5060;nat=yes');
+    assert.equal(reparse(ctx3.msg).recordRoutes[0].uri, 'sip:1.2.3.4:5060;nat=yes;ftag=a1;lr');
     const ctx2 = req('INVITE', 'sip:bob@example.com');
     await m.call(ctx2, 'record_route_preset', 'sips:proxy.example.com');
     assert.equal(reparse(ctx2.msg).recordRoutes[0].uri, 'sips:proxy.example.com;ftag=a1;lr');
@@ -116,7 +120,7 @@ describe('double Record-Route (enable_double_rr)', () => {
     assert.equal(hooks.length, 1);
     const ctx = req('INVITE', 'sip:bob@example.com');
     await m.call(ctx, 'record_route');
-    const undo = hooks[0](ctx, { proto: 'tcp', ip: '192.0.2.20', port: 5060 });
+    const undo = hooks[0](ctx, { proto: 'tcp', ip: '192.0.2.20', port: 5060 }, ctx.msg);
     assert.ok(undo);
     assert.deepEqual(
       reparse(ctx.msg).recordRoutes.map((r) => r.uri),
@@ -133,11 +137,24 @@ describe('double Record-Route (enable_double_rr)', () => {
     const m = await load(rr, core);
     const ctx = req('INVITE', 'sip:bob@example.com');
     await m.call(ctx, 'record_route');
-    assert.equal(hooks[0](ctx, { proto: 'udp', ip: '192.0.2.20', port: 5060 }), undefined);
-    const undo = hooks[0](ctx, { proto: 'udp', ip: '2001:db8::20', port: 5060 });
+    assert.equal(hooks[0](ctx, { proto: 'udp', ip: '192.0.2.20', port: 5060 }, ctx.msg), undefined);
+    const undo = hooks[0](ctx, { proto: 'udp', ip: '2001:db8::20', port: 5060 }, ctx.msg);
     assert.ok(undo);
     assert.equal(reparse(ctx.msg).recordRoutes[0].uri, 'sip:[2001:db8::1];r2=on;ftag=a1;lr');
     undo();
+  });
+  it("edits the copy tm sends, found by the script's message", async () => {
+    const { core, hooks } = proxyCore();
+    const m = await load(rr, core);
+    const ctx = req('INVITE', 'sip:bob@example.com');
+    await m.call(ctx, 'record_route');
+    const copy = reparse(ctx.msg);
+    const undo = hooks[0](ctx, { proto: 'tcp', ip: '192.0.2.20', port: 5060 }, copy);
+    assert.ok(undo);
+    assert.equal(copy.recordRoutes.length, 2);
+    assert.equal(ctx.msg.recordRoutes.length, 1, 'the script message is untouched');
+    undo();
+    assert.equal(copy.recordRoutes.length, 1);
   });
   it('is off with enable_double_rr=0', async () => {
     const { core, hooks } = proxyCore();

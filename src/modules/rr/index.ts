@@ -89,7 +89,8 @@ export default defineModule<RrState>({
       appendFromtag: params.append_fromtag === 1,
       doubleRr: params.enable_double_rr === 1,
     };
-    if (opts.doubleRr) core.addForwardHook((ctx, target) => doubleRecordRoute(core, opts, ctx, target));
+    if (opts.doubleRr)
+      core.addForwardHook((ctx, target, msg) => doubleRecordRoute(core, opts, ctx, target, msg));
     return { core, opts };
   },
   functions: {

@@ -146,9 +146,10 @@ export function doubleRecordRoute(
   o: RrOptions,
   ctx: MsgContext,
   target: SendTarget,
+  msg: SipMessage,
 ): (() => void) | undefined {
-  const msg = ctx.msg;
-  const mark = marks.get(msg);
+  // record_route() marked the script's message; `msg` may be a copy of it (tm's branches)
+  const mark = marks.get(ctx.msg) ?? marks.get(msg);
   if (!mark || mark.preset !== undefined || mark.inbound === undefined) return undefined;
   const out = socketToward(core, target);
   if (out === undefined) return undefined;
