@@ -152,9 +152,16 @@ export class AccDbWriter {
 
   /** The Db once it could be opened (for the management commands). */
   async connection(): Promise<Db> {
-    if (!this.db) this.db = await this.o.open();
+    if (this.db) return this.db;
+    // callers that ask while the first open is under way share it: two opens would leave
+    // one pool that nobody closes
+    this.opening ??= this.o.open().finally(() => {
+      this.opening = undefined;
+    });
+    this.db = await this.opening;
     return this.db;
   }
+  private opening: Promise<Db> | undefined;
 
   private kick(): Promise<void> {
     if (!this.draining) {
@@ -310,6 +317,7 @@ export class AccDbWriter {
         );
       }
     }
+    await this.opening?.catch(() => undefined);
     await this.db?.close().catch(() => {});
   }
 }
