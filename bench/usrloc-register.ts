@@ -141,6 +141,33 @@ try {
     );
     await ul.stop();
   }
+  // the same on database servers, given as db_urls: UL_BENCH_SERVERS="mysql://root@127.0.0.1/test postgres://postgres@127.0.0.1/test"
+  for (const url of (process.env.UL_BENCH_SERVERS ?? '').split(/\s+/).filter(Boolean)) {
+    const kind = url.split(':')[0];
+    const fresh = async () => {
+      // each run starts on an empty location table
+      const { openDb } = await import('../src/db/index.js');
+      const db = await openDb(url);
+      await db.delete('location').catch(() => undefined);
+      await db.close();
+    };
+    await fresh();
+    await run(
+      `db_mode 1 (write-through, ${kind}), 50 in flight`,
+      Math.min(N, 5000),
+      { db_mode: 1, db_url: url },
+      50,
+    ).then(({ ul }) => ul.stop());
+    await fresh();
+    const { ul } = await run(`db_mode 2 (write-back, ${kind})`, N, { db_mode: 2, db_url: url });
+    const t0 = performance.now();
+    await ul.flush();
+    console.log(
+      `${`  write-back of those contacts (one flush, ${kind})`.padEnd(44)} ${(performance.now() - t0).toFixed(0).padStart(8)} ms`,
+    );
+    await ul.stop();
+    await fresh();
+  }
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

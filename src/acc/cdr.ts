@@ -116,6 +116,14 @@ export class CdrCorrelator {
     this.stats.open = this.calls.size;
   }
 
+  /** A call still open in the table from before a restart: its BYE will close it. */
+  restore(callId: string, fromTag: string, toTag: string, start: Date): void {
+    const k = this.key(callId, fromTag);
+    if (!callId || !fromTag || this.calls.has(k) || this.calls.size >= this.maxOpen) return;
+    this.calls.set(k, { callId, fromTag, toTag, start: start.getTime(), acked: true });
+    this.stats.open = this.calls.size;
+  }
+
   /** The ACK of a 2xx: the caller confirmed the call. */
   ack(rec: AccRecord): void {
     if (!rec.callId || !rec.fromTag) return;

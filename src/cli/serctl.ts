@@ -851,6 +851,41 @@ async function cmdCdr(c: Ctl, args: string[]): Promise<number> {
 }
 
 /** OPTIONS straight from serctl over UDP (tm's t_uac_dlg is not needed for a ping). */
+/**
+ * SER's serctl pinged through the server: OPTIONS as a local tm transaction (t_uac_dlg), so
+ * the answer also shows that the server can reach the URI. undefined when no server is
+ * running or it has no tm: the caller then sends the OPTIONS itself.
+ */
+async function pingThroughServer(c: Ctl, uri: string): Promise<number | undefined> {
+  const rand = () => randomBytes(6).toString('hex');
+  const t0 = process.hrtime.bigint();
+  let r: Reply;
+  try {
+    r = await c.call('t_uac_dlg', [
+      'OPTIONS',
+      uri,
+      '.',
+      `From: <sip:daemon@${c.o.domain || 'localhost'}>;tag=${rand()}`,
+      `To: <${uri}>`,
+      `User-Agent: serctl ${VERSION}`,
+      'Accept: application/sdp',
+      '.',
+    ]);
+  } catch (e) {
+    if (e instanceof Exit && e.code === EX_UNREACHABLE) return undefined;
+    throw e;
+  }
+  if (r.status === 500 && /not available/.test(r.reason)) return undefined;
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (r.status >= 400 && r.status < 500 && r.reason.startsWith('t_uac_dlg:')) {
+    c.io.err(`ERROR: ${r.status} ${r.reason}\n`);
+    return EX_USAGE;
+  }
+  if (c.o.json) c.json({ uri, via: 'server', status: r.status, reason: r.reason, rtt_ms: ms });
+  else c.io.out(`SIP/2.0 ${r.status} ${r.reason} (${ms.toFixed(1)} ms, sent by ser's t_uac_dlg)\n`);
+  return r.status < 300 ? EX_OK : EX_FAILED;
+}
+
 async function cmdPing(c: Ctl, args: string[]): Promise<number> {
   need(args, 1, 1, 'ping <uri>');
   const { parseUri } = await import('../sip/uri.js');
@@ -865,6 +900,8 @@ async function cmdPing(c: Ctl, args: string[]): Promise<number> {
   } catch (e) {
     throw usage(`'${args[0]}' is not a SIP URI: ${(e as Error).message}`);
   }
+  const viaServer = await pingThroughServer(c, uri);
+  if (viaServer !== undefined) return viaServer;
   let ip: string;
   let family: number;
   try {

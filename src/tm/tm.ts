@@ -498,8 +498,11 @@ export class TransactionManager implements TmApi {
       try {
         if (d.uri !== base.requestUri) base.setRuri(d.uri);
         base.addHeader('Via', via, 'top');
+        // rr's double Record-Route depends on the socket this branch leaves from
+        const undoHooks = this.core.beforeForward(ctx, target, base);
         if (target.proto !== 'udp') base.ensureContentLength();
         data = Buffer.from(base.serialize());
+        undoHooks();
         base.removeTopVia();
       } catch (e) {
         this.core.log.log(

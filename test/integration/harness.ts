@@ -42,6 +42,11 @@ export function testChildren(): number {
   return Number.isInteger(n) && n > 1 ? n : 1;
 }
 
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const p of live) p.kill('SIGKILL');
+});
+
 export interface Ser {
   port: number;
   proc: ChildProcess;
@@ -70,6 +75,13 @@ export async function startSer(cfg: string, opts: { args?: string[]; port?: numb
   const proc = spawn(process.execPath, [SER_JS, '-f', file, '-D', ...(opts.args ?? [])], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  // a test that fails before stop() must not leave ser running: the test file's process
+  // would wait on its pipes forever, and the server would hold its ports
+  live.add(proc);
+  proc.on('exit', () => live.delete(proc));
+  proc.unref();
+  (proc.stdout as { unref?: () => void } | null)?.unref?.();
+  (proc.stderr as { unref?: () => void } | null)?.unref?.();
   let err = '';
   const waiters: { re: RegExp; res: () => void }[] = [];
   const onData = (d: Buffer) => {

@@ -16,7 +16,8 @@ import { MemorySink } from '../../src/core/log.js';
 import { defineModule } from '../../src/core/module.js';
 import { openDb } from '../../src/db/index.js';
 import { modules } from '../../src/modules/index.js';
-import { freePort, type Ser, startSer, testChildren } from './harness.js';
+import { buildReply } from '../../src/sip/reply.js';
+import { freePort, type Ser, startSer, testChildren, UdpPeer } from './harness.js';
 
 const SERCTL = fileURLToPath(new URL('../../src/cli/serctl.js', import.meta.url));
 const uniq = () => `${process.pid}_${randomBytes(4).toString('hex')}`;
@@ -132,6 +133,51 @@ describe('serctl against a running ser', () => {
     const r = await serctl(['alias', 'add', '1234', 'sip:john.doe@foo.bar'], env());
     assert.equal(r.code, 5);
     assert.match(r.err, /usrloc is not loaded.*lookup\("aliases"\)/);
+  });
+});
+
+describe("serctl ping through a server with tm (t_uac_dlg, as SER's serctl)", () => {
+  const fifo = `/tmp/ser_ctl_ping_${uniq()}`;
+  let ser: Ser;
+  let uas: UdpPeer;
+  before(async () => {
+    uas = await UdpPeer.open('127.0.0.2');
+    ser = await startSer(
+      `fifo="${fifo}"\nloadmodule "sl.so"\nloadmodule "tm.so"\nmodparam("tm", "fr_timer", 2)\nroute { t_relay(); }\n`,
+    );
+  });
+  after(async () => {
+    uas.close();
+    await ser.stop();
+  });
+
+  it('the OPTIONS leaves from the server and its final reply is printed', async () => {
+    const run = serctl(['ping', `sip:probe@127.0.0.2:${uas.port}`], {
+      SER_FIFO: fifo,
+      SIP_DOMAIN: 'example.net',
+    });
+    const req = await uas.nextMsg(5000);
+    assert.equal(req.method, 'OPTIONS');
+    assert.equal(req.vias.length, 1);
+    assert.equal(req.vias[0].port, ser.port); // sent by ser, not by serctl
+    assert.match(req.header('from') ?? '', /^<sip:daemon@example\.net>;tag=/);
+    uas.send(buildReply(req, 200, 'Alive', { toTag: 'u1' }), ser.port);
+    const r = await run;
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /^SIP\/2\.0 200 Alive \(\d+\.\d ms, sent by ser's t_uac_dlg\)\n$/);
+  });
+
+  it('a destination that does not answer: the 408 from tm and exit 5', async () => {
+    const silent = await UdpPeer.open('127.0.0.3');
+    try {
+      const r = await serctl(['ping', `sip:probe@127.0.0.3:${silent.port}`, '--timeout', '10000'], {
+        SER_FIFO: fifo,
+      });
+      assert.equal(r.code, 5, r.out + r.err);
+      assert.match(r.out, /^SIP\/2\.0 408 /);
+    } finally {
+      silent.close();
+    }
   });
 });
 

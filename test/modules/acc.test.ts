@@ -374,6 +374,8 @@ describe('acc: database down — records kept, retried, spooled across a restart
       rows.map((r) => Number(r.sip_cseq)),
       [1, 2, 3, 4, 5],
     );
+    // written in one multi-row INSERT: every value is bound in its place
+    assert.ok(rows.every((r) => r.time instanceof Date && r.sip_callid === CALLID && r.totag === 'b-tag'));
     await db.close();
     await h.close();
   });
@@ -542,6 +544,32 @@ describe('acc: call records (cdr) and seed 000 self-join', () => {
       assert.match(bad.reason, /bad time 'yesterday'/);
     } finally {
       await h.close();
+      await tdb.cleanup();
+    }
+  });
+
+  it('a call open when the server stopped is closed by its BYE after the restart', async () => {
+    const tdb = await makeTestDb('sqlite');
+    try {
+      const h1 = await harness({ db_url: tdb.url, db_flag: 2 });
+      const now = systemClock.now();
+      h1.complete(request('INVITE'), 200, 'OK', { flags: F(2), createdAt: now - 100, completedAt: now });
+      assert.equal(await h1.st.writer!.flush(), true);
+      await h1.close();
+      const h2 = await harness({ db_url: tdb.url, db_flag: 2 });
+      const t0 = Date.now();
+      while (h2.st.cdr!.stats.open === 0 && Date.now() - t0 < 3000)
+        await new Promise((r) => setTimeout(r, 20));
+      assert.equal(h2.st.cdr!.stats.open, 1);
+      assert.ok(h2.sink.lines.some((l) => l.includes('1 open call(s) from before the start')));
+      await new Promise((r) => setTimeout(r, 1100));
+      h2.complete(request('BYE', { toTag: 'b-tag', cseq: 2 }), 200, 'OK');
+      assert.equal(await h2.st.writer!.flush(), true);
+      const [c] = await queryCdrs(await tdb.open());
+      assert.equal(c.hangup, 'caller');
+      assert.ok(c.durationMs >= 1000 && c.durationMs < 3000, String(c.durationMs));
+      await h2.close();
+    } finally {
       await tdb.cleanup();
     }
   });

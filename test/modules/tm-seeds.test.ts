@@ -57,9 +57,12 @@ describe('seed scripts with tm', { skip: present ? false : `seed folder not foun
         [],
       );
       // every remaining error is a module this build does not have yet
+      // 001 Ex 4-8 carries a malformed db_url (seed-configs/INDEX.md: a clear start-up error)
+      const knownSeedError = (e: { code: string; message: string }) =>
+        f === '001-ex4-8-pstn-gateway.cfg' && e.code === 'bad-param-value' && /db_url/.test(e.message);
       for (const e of res.errors)
         assert.ok(
-          e.code === 'module-not-available' || e.code === 'unknown-function',
+          e.code === 'module-not-available' || e.code === 'unknown-function' || knownSeedError(e),
           `${e.code}: ${e.message}`,
         );
     });

@@ -67,6 +67,8 @@ class FakeCore {
         self.stateless.push({ at: self.c.clock.now(), msg: ctx.msg });
         return 1;
       },
+      // no rr here: nothing to add to a branch before it is serialized
+      beforeForward: () => () => {},
       async forwardReply(msg: SipMessage) {
         self.stateless.push({ at: self.c.clock.now(), msg });
         return true;

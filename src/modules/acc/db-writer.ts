@@ -7,7 +7,7 @@
  * counted as lost.
  */
 import { appendFileSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { type Db, type DbParam, isDbError } from '../../db/index.js';
+import { type Db, type DbParam, isDbError, type Queryable } from '../../db/index.js';
 import { createTable, tableDef } from '../../db/schema.js';
 
 export type DbOp =
@@ -20,6 +20,9 @@ export type DbOp =
       readonly set: DbRow;
     };
 export type DbRow = Record<string, string | number | Date | null>;
+
+/** most records written in one transaction */
+const BATCH = 200;
 
 export interface WriterStats {
   /** operations written to the database */
@@ -59,6 +62,11 @@ function decode(line: string): DbOp {
   return JSON.parse(line, (_k, v) =>
     v && typeof v === 'object' && typeof v.$date === 'number' ? new Date(v.$date) : v,
   ) as DbOp;
+}
+
+function sameKeys(cols: readonly string[], row: DbRow): boolean {
+  const k = Object.keys(row);
+  return k.length === cols.length && k.every((x, i) => x === cols[i]);
 }
 
 /** Cuts strings to their column's width, so a long From never blocks the queue (strict SQL modes). */
@@ -144,9 +152,16 @@ export class AccDbWriter {
 
   /** The Db once it could be opened (for the management commands). */
   async connection(): Promise<Db> {
-    if (!this.db) this.db = await this.o.open();
+    if (this.db) return this.db;
+    // callers that ask while the first open is under way share it: two opens would leave
+    // one pool that nobody closes
+    this.opening ??= this.o.open().finally(() => {
+      this.opening = undefined;
+    });
+    this.db = await this.opening;
     return this.db;
   }
+  private opening: Promise<Db> | undefined;
 
   private kick(): Promise<void> {
     if (!this.draining) {
@@ -160,35 +175,85 @@ export class AccDbWriter {
   }
 
   private async drain(): Promise<void> {
+    // one transaction per batch: a commit per record limited MariaDB/PostgreSQL to ~1400/s
+    let batchMax = BATCH;
     while (this.queue.length > 0 && !this.failing) {
-      const op = this.queue[0];
+      const batch = this.queue.slice(0, batchMax);
       try {
         const db = await this.connection();
-        if (!this.prepared.has(op.table)) {
-          await this.prepare(db, op);
-          this.prepared.add(op.table);
+        for (const op of batch) {
+          if (!this.prepared.has(op.table)) {
+            await this.prepare(db, op);
+            this.prepared.add(op.table);
+          }
         }
-        if (op.op === 'insert') await db.insert(op.table, fit(op.layout, op.row));
-        else await db.update(op.table, op.where, fit(op.layout, op.set));
+        const write = async (q: Queryable) => {
+          for (let i = 0; i < batch.length; ) {
+            const op = batch[i];
+            if (op.op === 'update') {
+              await q.update(op.table, op.where, fit(op.layout, op.set));
+              i++;
+              continue;
+            }
+            // consecutive rows for the same table and columns: one multi-row INSERT
+            const cols = Object.keys(op.row);
+            const rows = [fit(op.layout, op.row)];
+            let j = i + 1;
+            while (j < batch.length && rows.length < 100) {
+              const n = batch[j];
+              if (n.op !== 'insert' || n.table !== op.table || !sameKeys(cols, n.row)) break;
+              rows.push(fit(n.layout, n.row));
+              j++;
+            }
+            if (rows.length === 1) await q.insert(op.table, rows[0]);
+            else {
+              const tuple = `(${cols.map(() => '?').join(', ')})`;
+              await q.exec(
+                `INSERT INTO ${q.quoteIdent(op.table)} (${cols.map((c) => q.quoteIdent(c)).join(', ')}) VALUES ${rows.map(() => tuple).join(', ')}`,
+                rows.flatMap((r) => cols.map((c) => r[c])),
+              );
+            }
+            i = j;
+          }
+        };
+        // all or nothing: a failed batch is retried whole, so no record is written twice
+        if (batch.length === 1) await write(db);
+        else await db.transaction(write);
       } catch (e) {
-        if (!isDbError(e)) throw e;
         this.stats.errors++;
+        if (!isDbError(e)) {
+          if (batchMax > 1) {
+            batchMax = 1; // find the record at fault, one at a time
+            continue;
+          }
+          // not the database: a record that cannot be written at all would block the queue forever
+          this.o.error(`acc: record dropped, it cannot be written: ${(e as Error)?.stack ?? e}`);
+          this.take(1);
+          this.stats.lost++;
+          continue;
+        }
+        this.prepared.clear();
         this.fail(`${e.message}`);
         return;
       }
-      this.queue.shift();
-      if (this.inFile > 0) this.inFile--;
       if (this.down) {
         this.down = false;
-        this.o.warn(`acc: database back; writing ${this.queue.length + 1} kept record(s)`);
+        this.o.warn(`acc: database back; writing ${this.queue.length} kept record(s)`);
       }
-      this.stats.written++;
-      this.stats.queued = this.queue.length;
+      this.take(batch.length);
+      this.stats.written += batch.length;
     }
     if (this.queue.length === 0 && this.o.spoolFile && existsSync(this.o.spoolFile)) {
       writeFileSync(this.o.spoolFile, '');
       this.inFile = 0;
     }
+  }
+
+  /** drops the first n records of the queue (written, or dropped) */
+  private take(n: number): void {
+    this.queue.splice(0, n);
+    this.inFile = Math.max(0, this.inFile - n);
+    this.stats.queued = this.queue.length;
   }
 
   /** Creates the table with its SER layout when the database lacks it. */
@@ -252,6 +317,7 @@ export class AccDbWriter {
         );
       }
     }
+    await this.opening?.catch(() => undefined);
     await this.db?.close().catch(() => {});
   }
 }

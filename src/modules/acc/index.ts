@@ -370,6 +370,37 @@ export function cdrFilter(args: readonly string[], now = Date.now()): CdrFilter 
   };
 }
 
+/**
+ * Answered calls without an end in the cdr table (the server stopped during them): tracked
+ * again so that their BYE closes them. Best effort: without the database they stay open.
+ */
+async function restoreOpenCalls(st: AccState, timeoutMs: number): Promise<void> {
+  if (!st.writer || !st.cdr) return;
+  try {
+    const db = await st.writer.connection();
+    if (!(await db.listTables()).includes(st.cfg.cdrTable)) return;
+    const since = new Date(Date.now() - timeoutMs);
+    const rows = await db.select(st.cfg.cdrTable, {
+      columns: ['sip_callid', 'from_tag', 'to_tag', 'start_time'],
+      where: [
+        ['end_time', '=', null],
+        ['start_time', '<>', null],
+        ['setup_time', '>=', since],
+      ],
+      limit: 100_000,
+    });
+    for (const r of rows) {
+      if (r.start_time instanceof Date) {
+        st.cdr.restore(String(r.sip_callid), String(r.from_tag), String(r.to_tag), r.start_time);
+      }
+    }
+    if (rows.length > 0)
+      st.core.log.info(`acc: ${rows.length} open call(s) from before the start tracked again`);
+  } catch (e) {
+    st.core.log.warn(`acc: open calls not restored: ${(e as Error).message}`);
+  }
+}
+
 function statsOf(st: AccState): Record<string, number> {
   const w = st.writer?.stats;
   return {
@@ -465,8 +496,10 @@ export default defineModule<AccState>({
       };
       st.sweep = core.timers.add(every, tick);
     }
-    // records spooled by an earlier run go out now
-    if (writer) void writer.flush();
+    // records spooled by an earlier run go out now; then calls left open by it are picked up
+    if (writer) {
+      void writer.flush().then(() => (cdr ? restoreOpenCalls(st, cdrTimeout) : undefined));
+    }
     core.addStats('acc', () => statsOf(st));
     return st;
   },

@@ -27,6 +27,7 @@ import {
 import { authReply } from '../auth/challenge.js';
 import type { AuthState } from '../auth/state.js';
 import { type SubscriberRow, SubscriberStore } from './store.js';
+import { dbUrlParam } from '../db-param.js';
 
 export interface AuthDbState {
   auth: AuthState;
@@ -122,7 +123,7 @@ export default defineModule<AuthDbState>({
   name: 'auth_db',
   deps: ['auth'],
   params: {
-    db_url: { type: 'string', default: DEFAULT_DB_URL },
+    db_url: dbUrlParam(),
     user_column: { type: 'string', default: 'username' },
     domain_column: { type: 'string', default: 'domain' },
     // unset: "ha1", or "password" when calculate_ha1 is on

@@ -6,32 +6,9 @@
  */
 import type { CoreApi } from '../../core/api.js';
 import { FixupError, type ParamSpec, type ParamValue } from '../../core/module.js';
-import {
-  checkTableVersion,
-  type Db,
-  DEFAULT_DB_URL,
-  isDbError,
-  openDb,
-  parseDbUrl,
-  tableDef,
-} from '../../db/index.js';
+import { checkTableVersion, type Db, isDbError, openDb, tableDef } from '../../db/index.js';
 
-/** `def` '' means "no database unless one is given" (permissions, as in SER). */
-export function dbUrlParam(def: string = DEFAULT_DB_URL): ParamSpec {
-  return {
-    type: 'string',
-    default: def,
-    validate(v: ParamValue) {
-      if (def === '' && v === '') return;
-      try {
-        parseDbUrl(String(v));
-      } catch (e) {
-        if (isDbError(e)) throw new FixupError(e.message);
-        throw e;
-      }
-    },
-  };
-}
+export { dbUrlParam } from '../db-param.js';
 
 /** a table or column name (schema-qualified `a.b` allowed) */
 export function identParam(def: string): ParamSpec {

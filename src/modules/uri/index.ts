@@ -11,6 +11,7 @@ import * as A from '../../script/args.js';
 import { parseUri, unescapeUnreserved } from '../../sip/uri.js';
 import { usrlocFor } from '../usrloc/index.js';
 import { checkUsername, hasToTag, isUser } from './checks.js';
+import { dbUrlParam } from '../db-param.js';
 
 export interface UriState {
   core: CoreApi;
@@ -70,7 +71,7 @@ function defineUri(name: string): ModuleDef<UriState> {
   return defineModule<UriState>({
     name,
     params: {
-      db_url: { type: 'string', default: DEFAULT_DB_URL },
+      db_url: dbUrlParam(),
       subscriber_table: { type: 'string', default: 'subscriber', validate: tableName },
       subscriber_user_column: { type: 'string', default: 'username', validate: tableName },
       subscriber_domain_column: { type: 'string', default: 'domain', validate: tableName },

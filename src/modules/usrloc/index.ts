@@ -19,6 +19,7 @@ import {
   type UDomain,
 } from './store.js';
 import { type DbMode, Usrloc } from './usrloc.js';
+import { dbUrlParam } from '../db-param.js';
 
 export { FL_NAT, FL_PERMANENT, Q_UNSPECIFIED, type UContact, UDomain } from './store.js';
 export { type Change, type DbMode, Usrloc, type UsrlocOptions } from './usrloc.js';
@@ -83,7 +84,7 @@ function statsOf(ul: Usrloc): Record<string, number> {
 }
 
 const PARAMS = {
-  db_url: { type: 'string', default: DEFAULT_DB_URL },
+  db_url: dbUrlParam(),
   db_mode: {
     type: 'int',
     default: 0,
