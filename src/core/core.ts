@@ -1,9 +1,4 @@
-/**
- * The core of one server instance: the receive pipeline (parse → Via fix-up → script),
- * stateless replies and forwarding, and the services modules use (CoreApi).
- */
 import { clusterRole } from './cluster-role.js';
-import { createHash } from 'node:crypto';
 import { type DnsProto, SipResolver } from '../net/dns.js';
 import { formatHostPort, ipFamily, normalizeIp } from '../net/ip.js';
 import { type RecvInfo, type SendTarget, Transports } from '../net/transports.js';
@@ -22,7 +17,7 @@ import { MessageContext } from './msg-context.js';
 import { Myself } from './myself.js';
 import { type Clock, systemClock, TimerWheel } from './timer.js';
 import { SERVER_HDR } from './version.js';
-import { replaceTopVia, viaDefaultPort, viaWithReceived } from './via.js';
+import { loopHash, replaceTopVia, viaDefaultPort, viaWithReceived } from './via.js';
 
 /** SER's err2reason_phrase texts for sl_reply_error() */
 export const E_BAD_ADDRESS = { code: 478, reason: 'Unresolvable destination (478/SL)' };
@@ -50,24 +45,11 @@ export interface CoreOptions {
 
 /**
  * Stateless branch (RFC 3261 §16.11): the same for every retransmission of a request, and
- * the same again if the request comes back to us unchanged (a loop, §16.3 step 4), because
- * it hashes only what a loop does not change: the originator's (bottom) Via, the dialog
- * identifiers and the outgoing Request-URI. A spiral (a new Request-URI) gets a new branch.
+ * the same again if the request comes back to us unchanged (a loop, §16.3 step 4); a
+ * spiral (a new Request-URI) gets a new branch. See loopHash.
  */
 function statelessBranch(msg: SipMessage, ruri: string): string {
-  const vias = msg.vias;
-  const v = vias[vias.length - 1];
-  const h = createHash('md5');
-  if (v)
-    h.update(v.branch ?? '')
-      .update(v.host)
-      .update(String(v.port ?? ''));
-  h.update(msg.callId)
-    .update(msg.fromTag ?? '')
-    .update(String(msg.cseq.seq))
-    .update(msg.toTag ?? '');
-  h.update(ruri);
-  return `z9hG4bKsl${h.digest('hex').slice(0, 20)}`;
+  return `z9hG4bKsl${loopHash(msg, ruri).slice(0, 20)}`;
 }
 
 const noop = () => {};

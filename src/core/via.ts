@@ -1,4 +1,5 @@
 /** Via handling on receipt (RFC 3261 §18.2.1, RFC 3581) and reply routing (§18.2.2). */
+import { createHash } from 'node:crypto';
 import type { Via } from '../sip/headers.js';
 import type { SipMessage } from '../sip/message.js';
 import { normHost } from './myself.js';
@@ -43,4 +44,26 @@ export function replaceTopVia(msg: SipMessage, value: string): void {
 export function viaDefaultPort(transport: string): number {
   const t = transport.toLowerCase();
   return t === 'tls' || t === 'wss' ? 5061 : 5060;
+}
+
+/**
+ * What a loop leaves unchanged (RFC 3261 §16.3 step 4, §16.6 step 8), hashed: the originator's
+ * (bottom) Via, the dialog identifiers and the outgoing Request-URI. Our branches start with
+ * it (stateless forwarding and tm alike), so a request that comes back carrying one of our
+ * Vias with the same hash is a loop, and one with a new Request-URI is a spiral. 32 hex digits.
+ */
+export function loopHash(msg: SipMessage, ruri: string): string {
+  const vias = msg.vias;
+  const v = vias[vias.length - 1];
+  const h = createHash('md5');
+  if (v)
+    h.update(v.branch ?? '')
+      .update(v.host)
+      .update(String(v.port ?? ''));
+  h.update(msg.callId)
+    .update(msg.fromTag ?? '')
+    .update(String(msg.cseq.seq))
+    .update(msg.toTag ?? '')
+    .update(ruri);
+  return h.digest('hex');
 }

@@ -3,12 +3,13 @@
  * the stateful proxy core of RFC 3261 §16 (forking, reply selection, CANCEL, hop-by-hop ACK),
  * and local UAC transactions. The script functions of modules/tm call into it.
  */
+import { randomBytes } from 'node:crypto';
 import { branchMark, clusterRole } from '../core/cluster-role.js';
-import { createHash, randomBytes } from 'node:crypto';
 import type { CoreApi, Origin } from '../core/api.js';
 import type { MsgContext, Proto } from '../core/context.js';
 import { E_BAD_ADDRESS, E_LOOP, E_SEND } from '../core/core.js';
 import { L_DBG, L_ERR, L_WARN } from '../core/log.js';
+import { loopHash } from '../core/via.js';
 import type { SendTarget } from '../net/transports.js';
 import { parseMessage, type SipMessage } from '../sip/message.js';
 import { generateTag } from '../sip/reply.js';
@@ -481,7 +482,8 @@ export class TransactionManager implements TmApi {
         this.core.log.log(L_ERR, `ERROR: t_relay: cannot resolve the destination of ${d.dstUri ?? d.uri}`);
         continue;
       }
-      const lh = loopHash(cell.request, d.uri);
+      // §16.6 step 8: the first part of our branch is the loop-invariant hash (§16.3 step 4)
+      const lh = loopHash(cell.request, d.uri).slice(0, 16);
       if (this.opts.loopDetect && isLoop(cell.request, lh, this.core)) {
         ctx.lastError = E_LOOP;
         this.core.log.log(L_WARN, 'WARNING: t_relay: loop detected');
@@ -857,28 +859,6 @@ function maxForwards(msg: SipMessage): number | undefined {
   if (!f?.original) return undefined;
   const n = Number.parseInt(f.value.trim(), 10);
   return Number.isNaN(n) ? undefined : n;
-}
-
-/**
- * §16.6 step 8 / §16.3 step 4: the first part of our branch hashes what a loop leaves
- * unchanged (the originator's Via, the dialog identifiers, the outgoing Request-URI), so
- * a request that returns with one of our Vias carrying the same hash is a loop, and one
- * with a new Request-URI is a spiral.
- */
-function loopHash(msg: SipMessage, ruri: string): string {
-  const vias = msg.vias;
-  const v = vias[vias.length - 1];
-  const h = createHash('md5');
-  if (v)
-    h.update(v.branch ?? '')
-      .update(v.host)
-      .update(String(v.port ?? ''));
-  h.update(msg.callId)
-    .update(msg.fromTag ?? '')
-    .update(String(msg.cseq.seq))
-    .update(msg.toTag ?? '')
-    .update(ruri);
-  return h.digest('hex').slice(0, 16);
 }
 
 function isLoop(msg: SipMessage, lh: string, core: CoreApi): boolean {
