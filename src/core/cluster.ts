@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { chownSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fail, ok } from '../mgmt/dispatcher.js';
+import { fail, ok, statisticsReply } from '../mgmt/dispatcher.js';
 import { FifoServer } from '../mgmt/fifo.js';
 import { defaultRpcSocket, parseHostPort } from '../mgmt/index.js';
 import { renderMetrics } from '../mgmt/metrics.js';
@@ -114,31 +114,6 @@ export function sumReplies(replies: MgmtReply[]): MgmtReply {
     data = sum;
   }
   return { code: 200, reason: first.reason, body, data };
-}
-
-/** `get_statistics [all | group | group:name …]` over summed groups (as the dispatcher does). */
-export function statisticsReply(all: Groups, args: string[]): MgmtReply {
-  const wanted = args.filter((a) => a !== '' && a !== 'all');
-  const lines: string[] = [];
-  const data: Groups = {};
-  const put = (g: string, k: string, v: number) => {
-    lines.push(`${g}:${k} = ${v}`);
-    data[g] ??= {};
-    data[g][k] = v;
-  };
-  if (wanted.length === 0) {
-    for (const [g, s] of Object.entries(all)) for (const [k, v] of Object.entries(s)) put(g, k, v);
-  } else {
-    for (const w of wanted) {
-      const [g, k] = w.split(':', 2);
-      const s = all[g];
-      if (!s) return fail(404, `statistics group '${g}' not found`);
-      if (k === undefined || k === '') for (const [n, v] of Object.entries(s)) put(g, n, v);
-      else if (k in s) put(g, k, s[k]);
-      else return fail(404, `statistic '${w}' not found`);
-    }
-  }
-  return ok(lines.join('\n'), data);
 }
 
 /** numeric uid/gid of user= / group= (the id tool resolves names), or undefined */

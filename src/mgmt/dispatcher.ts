@@ -187,28 +187,7 @@ export class Dispatcher {
   }
 
   private statistics(args: string[]): MgmtReply {
-    const all = this.readStats();
-    const wanted = args.filter((a) => a !== '' && a !== 'all');
-    const lines: string[] = [];
-    const data: Record<string, Record<string, number>> = {};
-    const put = (g: string, k: string, v: number) => {
-      lines.push(`${g}:${k} = ${v}`);
-      data[g] ??= {};
-      data[g][k] = v;
-    };
-    if (wanted.length === 0) {
-      for (const [g, s] of Object.entries(all)) for (const [k, v] of Object.entries(s)) put(g, k, v);
-    } else {
-      for (const w of wanted) {
-        const [g, k] = w.split(':', 2);
-        const s = all[g];
-        if (!s) return fail(404, `statistics group '${g}' not found`);
-        if (k === undefined || k === '') for (const [n, v] of Object.entries(s)) put(g, n, v);
-        else if (k in s) put(g, k, s[k]);
-        else return fail(404, `statistic '${w}' not found`);
-      }
-    }
-    return ok(lines.join('\n'), data);
+    return statisticsReply(this.readStats(), args);
   }
 }
 
@@ -224,4 +203,32 @@ export function defaultProcessTable(core: Core, roles: string[]): ProcessInfo[] 
   });
   parts.push('timer', ...roles);
   return [{ no: 0, pid: process.pid, desc: parts.join(', ') }];
+}
+
+/**
+ * get_statistics: every counter, or the named groups (`tm`) and counters (`tm:current`), as
+ * `group:name = value` lines; the attendant of several workers answers it from their sums.
+ */
+export function statisticsReply(all: Record<string, Record<string, number>>, args: string[]): MgmtReply {
+  const wanted = args.filter((a) => a !== '' && a !== 'all');
+  const lines: string[] = [];
+  const data: Record<string, Record<string, number>> = {};
+  const put = (g: string, k: string, v: number) => {
+    lines.push(`${g}:${k} = ${v}`);
+    data[g] ??= {};
+    data[g][k] = v;
+  };
+  if (wanted.length === 0) {
+    for (const [g, s] of Object.entries(all)) for (const [k, v] of Object.entries(s)) put(g, k, v);
+  } else {
+    for (const w of wanted) {
+      const [g, k] = w.split(':', 2);
+      const s = all[g];
+      if (!s) return fail(404, `statistics group '${g}' not found`);
+      if (k === undefined || k === '') for (const [n, v] of Object.entries(s)) put(g, n, v);
+      else if (k in s) put(g, k, s[k]);
+      else return fail(404, `statistic '${w}' not found`);
+    }
+  }
+  return ok(lines.join('\n'), data);
 }

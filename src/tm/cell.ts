@@ -48,7 +48,7 @@ export class Cell {
   /** the upstream CANCEL arrived */
   cancelled = false;
   /** a 6xx arrived: no new branches (§16.7 step 4 / 6) */
-  sixxx = false;
+  got6xx = false;
   inFailure = false;
   /** replies of t_replicate()'s copy go nowhere; the request itself was answered elsewhere */
   replicateOnly = false;

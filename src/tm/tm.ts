@@ -299,7 +299,7 @@ export class TransactionManager implements TmApi {
   private async relayFromFailure(ctx: MsgContext, dest?: RelayDest): Promise<number> {
     const cell = this.byCtx.get(ctx);
     if (!cell) return -1;
-    if (cell.cancelled || cell.sixxx || cell.finalSent) {
+    if (cell.cancelled || cell.got6xx || cell.finalSent) {
       this.core.log.log(L_WARN, 'WARNING: t_relay: no new branches after a CANCEL, a 6xx or a final reply');
       return -1;
     }
@@ -628,9 +628,9 @@ export class TransactionManager implements TmApi {
     br.code = code;
     br.reason = msg.reason;
     br.reply = msg;
-    if (code >= 600 && cell.isInvite && !cell.sixxx) {
+    if (code >= 600 && cell.isInvite && !cell.got6xx) {
       // §16.7 step 6: a 6xx ends the fork, the other branches are cancelled
-      cell.sixxx = true;
+      cell.got6xx = true;
       this.cancelPending(cell, br);
     }
     this.checkDone(cell);
@@ -678,7 +678,7 @@ export class TransactionManager implements TmApi {
     const idx = pickBranch(codes);
     if (idx < 0) return;
     cell.pickedCode = codes[idx];
-    if (cell.onFailure && !cell.cancelled && !cell.sixxx) {
+    if (cell.onFailure && !cell.cancelled && !cell.got6xx) {
       this.runFailure(cell).catch((e) =>
         this.core.log.err(`tm: failure processing failed: ${(e as Error)?.stack ?? e}`),
       );
