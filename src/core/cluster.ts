@@ -14,7 +14,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
-import { chownSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fail, ok, statisticsReply } from '../mgmt/dispatcher.js';
@@ -25,6 +25,7 @@ import { RpcHttpServer, RpcSocketServer } from '../mgmt/rpc.js';
 import { ENV_COUNT, ENV_DIR, ENV_INDEX, ENV_SECRET } from './cluster-role.js';
 import type { FromWorker, ToWorker } from './cluster-worker.js';
 import { L_CRIT, L_ERR, type LogSink, Logger, StderrSink, SyslogSink, syslogFacility } from './log.js';
+import { untilSignal } from './signals.js';
 import type { MgmtReply } from './module.js';
 import type { PreparedConfig } from './server.js';
 
@@ -452,24 +453,5 @@ export async function runAttendant(prep: PreparedConfig): Promise<number> {
   lines.push(`Aliases: ${first.aliases.join(' ')}`);
   process.stderr.write(`${lines.join('\n')}\n`);
   log.info(`ser started, pid ${process.pid}, ${n} workers: ${slots.map((s) => s.pid).join(' ')}`);
-  return await new Promise<number>((resolve) => {
-    let done = false;
-    const stop = (sig: string) => {
-      if (done) return;
-      done = true;
-      log.info(`signal ${sig} received, stopping ${n} workers`);
-      void stopAll().finally(() => {
-        if (config.pidFile) {
-          try {
-            unlinkSync(config.pidFile);
-          } catch {
-            /* already gone */
-          }
-        }
-        resolve(0);
-      });
-    };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
-  });
+  return await untilSignal(log, `stopping ${n} workers`, stopAll, config.pidFile);
 }

@@ -6,7 +6,7 @@ import { runAttendant } from './cluster.js';
 import { clusterRole } from './cluster-role.js';
 import { runWorker } from './cluster-worker.js';
 import { spawn } from 'node:child_process';
-import { unlinkSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import type { SerArgs } from '../cli/ser.js';
 import { type Mgmt, startMgmt } from '../mgmt/index.js';
 import { modules } from '../modules/index.js';
@@ -16,6 +16,7 @@ import { createRegistry } from '../script/registry.js';
 import { type CoreConfig, coreConfig } from './config.js';
 import { Core } from './core.js';
 import { type LogSink, StderrSink, SyslogSink, syslogFacility } from './log.js';
+import { untilSignal } from './signals.js';
 import type { ModuleDef, ParamValue } from './module.js';
 
 export interface RunningServer {
@@ -212,24 +213,5 @@ export async function runServer(args: SerArgs): Promise<number> {
   process.stderr.write(listeningReport(server));
   if (!config.fork) process.stderr.write('WARNING: no fork mode\n');
   core.log.info(`ser started, pid ${process.pid}`);
-  return await new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = (sig: string) => {
-      if (stopping) return;
-      stopping = true;
-      core.log.info(`signal ${sig} received, exiting`);
-      void server.stop().finally(() => {
-        if (config.pidFile) {
-          try {
-            unlinkSync(config.pidFile);
-          } catch {
-            /* already gone */
-          }
-        }
-        resolve(0);
-      });
-    };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
-  });
+  return await untilSignal(core.log, 'exiting', () => server.stop(), config.pidFile);
 }
