@@ -47,6 +47,8 @@ export interface CoreApi {
   send(target: SendTarget, data: Buffer): boolean | Promise<boolean>;
   /** resolve a SIP URI to transport targets (RFC 3263) */
   resolveUri(uri: string): Promise<SendTarget[]>;
+  /** resolveUri without a promise when no DNS lookup is needed (numeric host); else undefined */
+  resolveUriNow(uri: string): SendTarget[] | undefined;
   /** Via header value for a message leaving toward `target`, with the given branch */
   viaFor(target: SendTarget, branch: string): string | undefined;
   /** run before the script for each request: return false to stop processing (sl's ACK filter) */
@@ -77,7 +79,7 @@ export interface CoreApi {
     ctx: MsgContext,
     dest?: { host: string; port?: number; proto?: Proto },
     asIs?: boolean,
-  ): Promise<number>;
+  ): number | Promise<number>;
   /** forward a reply statelessly by its Via (our Via removed); false when it could not go */
   forwardReply(msg: SipMessage): Promise<boolean>;
   /** is this Via one of ours (host and port are ours) */

@@ -1,5 +1,5 @@
 import { clusterRole } from './cluster-role.js';
-import { type DnsProto, SipResolver } from '../net/dns.js';
+import { type DnsProto, SipResolver, type SipUriTarget } from '../net/dns.js';
 import { formatHostPort, ipFamily, normalizeIp } from '../net/ip.js';
 import { type RecvInfo, type SendTarget, Transports } from '../net/transports.js';
 import type { CompiledScript } from '../script/compiler.js';
@@ -53,6 +53,20 @@ function statelessBranch(msg: SipMessage, ruri: string): string {
 }
 
 const noop = () => {};
+
+/** what RFC 3263 resolution needs of a SIP URI; undefined for other schemes */
+function uriTarget(uri: string): SipUriTarget | undefined {
+  const u = parseUri(uri);
+  if (u.kind !== 'sip' && u.kind !== 'sips') return undefined;
+  let transport: string | undefined;
+  let maddr: string | undefined;
+  for (const p of u.params) {
+    const n = p.name.toLowerCase();
+    if (n === 'transport') transport ??= p.value;
+    else if (n === 'maddr') maddr ??= p.value;
+  }
+  return { host: u.host, port: u.port, transport, maddr, secure: u.kind === 'sips' };
+}
 
 export class Core implements CoreApi {
   readonly log: Logger;
@@ -254,18 +268,18 @@ export class Core implements CoreApi {
   }
 
   async resolveUri(uri: string): Promise<SendTarget[]> {
-    const u = parseUri(uri);
-    if (u.kind !== 'sip' && u.kind !== 'sips') return [];
-    const transport = u.params.find((p) => p.name.toLowerCase() === 'transport')?.value;
-    const maddr = u.params.find((p) => p.name.toLowerCase() === 'maddr')?.value;
-    const targets = await this.resolver.resolve({
-      host: u.host,
-      port: u.port,
-      transport,
-      maddr,
-      secure: u.kind === 'sips',
-    });
+    const q = uriTarget(uri);
+    if (!q) return [];
+    const targets = await this.resolver.resolve(q);
     return targets.map((t) => ({ proto: t.proto as Proto, ip: t.ip, port: t.port }));
+  }
+
+  /** `resolveUri` when no DNS lookup is needed (a numeric host); undefined otherwise. Throws on a bad URI. */
+  resolveUriNow(uri: string): SendTarget[] | undefined {
+    const q = uriTarget(uri);
+    if (!q) return [];
+    const targets = this.resolver.resolveNow(q);
+    return targets?.map((t) => ({ proto: t.proto as Proto, ip: t.ip, port: t.port }));
   }
 
   viaFor(target: SendTarget, branch: string): string | undefined {
@@ -501,24 +515,32 @@ export class Core implements CoreApi {
    * SER's forward(): send the request statelessly (RFC 3261 §16.11) to `dest`, or to the
    * next hop of the destination URI / R-URI. Only the first URI of the destination set is used.
    */
-  async forwardRequest(
+  forwardRequest(
     ctx: MsgContext,
     dest?: { host: string; port?: number; proto?: Proto },
     asIs = false,
-  ): Promise<number> {
-    const msg = ctx.msg;
-    let targets: SendTarget[];
-    try {
-      if (dest) {
-        const uri = `sip:${dest.host.includes(':') && !dest.host.startsWith('[') ? `[${dest.host}]` : dest.host}${dest.port ? `:${dest.port}` : ''}${dest.proto ? `;transport=${dest.proto}` : ''}`;
-        targets = await this.resolveUri(uri);
-        if (dest.proto) targets = targets.filter((t) => t.proto === dest.proto);
-      } else {
-        targets = await this.resolveUri(ctx.dstUri ?? ctx.ruri);
-      }
-    } catch {
-      targets = [];
+  ): number | Promise<number> {
+    let uri = ctx.dstUri ?? ctx.ruri;
+    if (dest) {
+      uri = `sip:${dest.host.includes(':') && !dest.host.startsWith('[') ? `[${dest.host}]` : dest.host}${dest.port ? `:${dest.port}` : ''}${dest.proto ? `;transport=${dest.proto}` : ''}`;
     }
+    const pick = (ts: SendTarget[]) => (dest?.proto ? ts.filter((t) => t.proto === dest.proto) : ts);
+    let now: SendTarget[] | undefined;
+    try {
+      now = this.resolveUriNow(uri);
+    } catch {
+      now = [];
+    }
+    // a numeric next hop costs no promise; a name waits for DNS
+    if (now) return this.forwardTo(ctx, pick(now), asIs);
+    return this.resolveUri(uri).then(
+      (ts) => this.forwardTo(ctx, pick(ts), asIs),
+      () => this.forwardTo(ctx, [], asIs),
+    );
+  }
+
+  private forwardTo(ctx: MsgContext, targets: SendTarget[], asIs: boolean): number | Promise<number> {
+    const msg = ctx.msg;
     const target = targets[0];
     if (!target) {
       ctx.lastError = E_BAD_ADDRESS;
@@ -554,12 +576,15 @@ export class Core implements CoreApi {
       msg.removeTopVia();
       if (ruriChanged) msg.setRuri(msg.ruri);
     }
-    const ok = await this.send(target, data);
-    if (!ok) {
-      ctx.lastError = E_SEND;
-      return -1;
-    }
-    this.stats.fwd_requests++;
-    return 1;
+    const sent = (ok: boolean): number => {
+      if (!ok) {
+        ctx.lastError = E_SEND;
+        return -1;
+      }
+      this.stats.fwd_requests++;
+      return 1;
+    };
+    const ok = this.send(target, data);
+    return typeof ok === 'boolean' ? sent(ok) : ok.then(sent);
   }
 }

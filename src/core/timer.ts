@@ -50,7 +50,11 @@ export class TimerWheel {
   /** the tick processed last */
   private tick: number;
   private count = 0;
+  /** the driver: a one-shot Node timer set for the next slot holding timers */
   private driver: NodeJS.Timeout | undefined;
+  private running = false;
+  /** the tick the driver is set for (Infinity: not set) */
+  private wakeTick = Number.POSITIVE_INFINITY;
   /** errors thrown by callbacks are reported here; a timer must never kill the wheel */
   onError: (err: unknown) => void = () => {};
 
@@ -76,6 +80,7 @@ export class TimerWheel {
     const slotTick = Math.max(Math.ceil(due / this.resolution), this.tick + 1);
     this.slots[slotTick % this.slots.length].push(t);
     this.count++;
+    if (this.running && slotTick < this.wakeTick) this.arm(slotTick);
     return t;
   }
 
@@ -119,15 +124,50 @@ export class TimerWheel {
     }
   }
 
-  /** Drive the wheel from the event loop (unref'd: timers alone keep no process alive). */
+  /**
+   * Drive the wheel from the event loop (unref'd: timers alone keep no process alive).
+   * The driver sleeps until the next slot that holds a timer instead of ticking every
+   * `resolution` ms: an idle server wakes only for its own periodic jobs, and a loaded one
+   * ticks as before.
+   */
   start(): void {
-    if (this.driver) return;
-    this.driver = setInterval(() => this.advance(), this.resolution);
-    this.driver.unref();
+    if (this.running) return;
+    this.running = true;
+    this.rearm();
   }
 
   stop(): void {
-    if (this.driver) clearInterval(this.driver);
+    this.running = false;
+    if (this.driver) clearTimeout(this.driver);
     this.driver = undefined;
+    this.wakeTick = Number.POSITIVE_INFINITY;
+  }
+
+  private readonly wake = (): void => {
+    this.driver = undefined;
+    this.wakeTick = Number.POSITIVE_INFINITY;
+    this.advance();
+    if (this.running) this.rearm();
+  };
+
+  /** Set the driver for the first non-empty slot after the current tick (none: add() sets it). */
+  private rearm(): void {
+    if (this.count === 0) return;
+    const n = this.slots.length;
+    for (let k = 1; k <= n; k++) {
+      if (this.slots[(this.tick + k) % n].length > 0) {
+        this.arm(this.tick + k);
+        return;
+      }
+    }
+  }
+
+  private arm(tick: number): void {
+    if (this.driver) clearTimeout(this.driver);
+    this.wakeTick = tick;
+    // Node never fires early, but its clock and ours can differ by a fraction of a ms: a wake
+    // before the slot's time advances nothing and re-arms for the same slot
+    this.driver = setTimeout(this.wake, Math.max(1, tick * this.resolution - this.clock.now()));
+    this.driver.unref();
   }
 }

@@ -216,7 +216,20 @@ export class SipResolver {
   }
 
   /** The ordered next hops for a SIP/SIPS URI (RFC 3263 §4). Empty when nothing resolves. */
-  async resolve(u: SipUriTarget): Promise<DnsTarget[]> {
+  /**
+   * The part of `resolve` that needs no DNS: a numeric host (or maddr), or a transport we
+   * do not serve. Undefined when a name has to be looked up.
+   */
+  resolveNow(u: SipUriTarget): DnsTarget[] | undefined {
+    const p = this.plan(u);
+    if (Array.isArray(p)) return p;
+    return undefined;
+  }
+
+  /** RFC 3263 §4: the transport, port and host of a URI; a list when no lookup is needed */
+  private plan(
+    u: SipUriTarget,
+  ): DnsTarget[] | { host: string; proto: DnsProto | undefined; fallbackProto: DnsProto; port?: number } {
     const secure = !!u.secure;
     const host = stripBrackets(u.maddr || u.host);
     let proto: DnsProto | undefined;
@@ -230,11 +243,18 @@ export class SipResolver {
     const fallbackProto: DnsProto = proto ?? (secure ? 'tls' : 'udp');
     if (proto && !this.o.transports.includes(proto)) return [];
     const port = u.port && u.port > 0 ? u.port : undefined;
-
     const af = ipFamily(host);
     if (af !== 0) {
       return [{ proto: fallbackProto, ip: normalizeIp(host), port: port ?? defaultPort(fallbackProto), af }];
     }
+    return { host, proto, fallbackProto, port };
+  }
+
+  async resolve(u: SipUriTarget): Promise<DnsTarget[]> {
+    const p = this.plan(u);
+    if (Array.isArray(p)) return p;
+    const { host, proto, fallbackProto, port } = p;
+    const secure = !!u.secure;
     if (port !== undefined) return this.addresses(host, port, fallbackProto);
 
     if (proto) {

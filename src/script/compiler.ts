@@ -15,7 +15,8 @@
  * - route(n) nesting deeper than 100 ends the script with an error log.
  *
  * A block whose actions (through route(n) too) include no async function is
- * compiled to synchronous closures; only the others return promises.
+ * compiled to synchronous closures. The others run synchronously too until an action
+ * really returns a promise; only then does the rest of the block continue in one.
  */
 import type { MsgContext } from '../core/context.js';
 import type { RouteKind } from '../core/module.js';
@@ -41,7 +42,7 @@ export interface ScriptHooks {
 export const MAX_ROUTE_DEPTH = 100;
 
 export interface CompiledScript {
-  /** run a block: the main route is ('request', '0'); returns its value, a promise only for async blocks */
+  /** run a block: the main route is ('request', '0'); returns its value, a promise only when an async action returned one */
   run(kind: RouteKind, name: string, ctx: MsgContext): number | Promise<number>;
   has(kind: RouteKind, name: string): boolean;
   /** true when running that block may return a promise */
@@ -187,21 +188,26 @@ export function compileScript(checked: CheckResult, opts: CompileOptions = {}): 
     }
     return r;
   };
-  const enterAsync = async (h: Holder, ctx: MsgContext, st: RunState): Promise<number> => {
+  // A block that may be async runs synchronously until one of its actions really returns a
+  // promise; only the rest of it continues in a promise. A REGISTER answered from memory or an
+  // OPTIONS answered by sl in a script that also calls a database function costs no promise.
+  const enterMaybe = (h: Holder, ctx: MsgContext, st: RunState): number | Promise<number> => {
     if (st.depth >= MAX_ROUTE_DEPTH) {
       logError(`ERROR: too many recursive routing table lookups (${st.depth}), giving up`);
       st.ctl = CTL_EXIT;
       return 0;
     }
     st.depth++;
-    let r = h.fn(ctx, st);
-    if (typeof r !== 'number') r = await r;
-    st.depth--;
-    if (st.ctl === CTL_RETURN) {
-      st.ctl = 0;
-      r = st.ret;
-    }
-    return r;
+    const r = h.fn(ctx, st);
+    const done = (v: number): number => {
+      st.depth--;
+      if (st.ctl === CTL_RETURN) {
+        st.ctl = 0;
+        return st.ret;
+      }
+      return v;
+    };
+    return typeof r === 'number' ? done(r) : r.then(done);
   };
 
   // ---------------------------------------------------------------- statements
@@ -236,18 +242,21 @@ export function compileScript(checked: CheckResult, opts: CompileOptions = {}): 
       };
     }
     const fns = parts.map((p) => p.fn);
-    return {
-      async: true,
-      fn: async (ctx, st) => {
-        let r: number | Promise<number> = 1;
-        for (let i = 0; i < n; i++) {
-          r = fns[i]!(ctx, st);
-          if (typeof r !== 'number') r = await r;
-          if (r === 0 || st.ctl !== 0) return r;
+    // from step i on; a promise from a step continues the rest after it settles
+    const from = (ctx: MsgContext, st: RunState, i: number): number | Promise<number> => {
+      let r = 1;
+      for (; i < n; i++) {
+        const x = fns[i]!(ctx, st);
+        if (typeof x !== 'number') {
+          const next = i + 1;
+          return x.then((v) => (v === 0 || st.ctl !== 0 || next >= n ? v : from(ctx, st, next)));
         }
-        return r as number;
-      },
+        r = x;
+        if (r === 0 || st.ctl !== 0) return r;
+      }
+      return r;
     };
+    return { async: true, fn: (ctx, st) => from(ctx, st, 0) };
   };
 
   const call = (c: CallStmt): Compiled => {
@@ -299,10 +308,10 @@ export function compileScript(checked: CheckResult, opts: CompileOptions = {}): 
     }
     return {
       async: true,
-      fn: async (ctx, st) => {
-        const r = await enterAsync(h, ctx, st);
-        if (st.ctl === CTL_EXIT) return 0;
-        return r === 0 ? 1 : r;
+      fn: (ctx, st) => {
+        const after = (r: number): number => (st.ctl === CTL_EXIT ? 0 : r === 0 ? 1 : r);
+        const r = enterMaybe(h, ctx, st);
+        return typeof r === 'number' ? after(r) : r.then(after);
       },
     };
   };
@@ -382,14 +391,16 @@ export function compileScript(checked: CheckResult, opts: CompileOptions = {}): 
         const cf = c.fn;
         const tf = t.fn;
         const ef = e?.fn;
+        const branch = (ctx: MsgContext, st: RunState, v: number): number | Promise<number> => {
+          if (v > 0) return tf(ctx, st);
+          if (v === 0 || st.ctl !== 0) return 0;
+          return ef ? ef(ctx, st) : 1;
+        };
         return {
           async: true,
-          fn: async (ctx, st) => {
-            let v = cf(ctx, st);
-            if (typeof v !== 'number') v = await v;
-            if (v > 0) return tf(ctx, st);
-            if (v === 0 || st.ctl !== 0) return 0;
-            return ef ? ef(ctx, st) : 1;
+          fn: (ctx, st) => {
+            const v = cf(ctx, st);
+            return typeof v === 'number' ? branch(ctx, st, v) : v.then((x) => branch(ctx, st, x));
           },
         };
       }
@@ -416,12 +427,12 @@ export function compileScript(checked: CheckResult, opts: CompileOptions = {}): 
           };
         }
         const f = a.fn;
+        const sign = (r: number): number => (r > 0 ? 1 : r < 0 ? -1 : 0);
         return {
           async: true,
-          fn: async (ctx, st) => {
-            let r = f(ctx, st);
-            if (typeof r !== 'number') r = await r;
-            return r > 0 ? 1 : r < 0 ? -1 : 0;
+          fn: (ctx, st) => {
+            const r = f(ctx, st);
+            return typeof r === 'number' ? sign(r) : r.then(sign);
           },
         };
       }
@@ -432,12 +443,12 @@ export function compileScript(checked: CheckResult, opts: CompileOptions = {}): 
           return { async: false, fn: (ctx, st) => -f(ctx, st) };
         }
         const f = x.fn;
+        const neg = (v: number): number => -v;
         return {
           async: true,
-          fn: async (ctx, st) => {
-            let v = f(ctx, st);
-            if (typeof v !== 'number') v = await v;
-            return -v;
+          fn: (ctx, st) => {
+            const v = f(ctx, st);
+            return typeof v === 'number' ? -v : v.then(neg);
           },
         };
       }
@@ -467,13 +478,13 @@ export function compileScript(checked: CheckResult, opts: CompileOptions = {}): 
         }
         const lf = l.fn;
         const rf = r.fn;
+        const second = (ctx: MsgContext, st: RunState, a: number): number | Promise<number> =>
+          (isAnd ? a <= 0 : a >= 0) ? a : rf(ctx, st);
         return {
           async: true,
-          fn: async (ctx, st) => {
-            let a = lf(ctx, st);
-            if (typeof a !== 'number') a = await a;
-            if (isAnd ? a <= 0 : a >= 0) return a;
-            return rf(ctx, st);
+          fn: (ctx, st) => {
+            const a = lf(ctx, st);
+            return typeof a === 'number' ? second(ctx, st, a) : a.then((x) => second(ctx, st, x));
           },
         };
       }
@@ -592,7 +603,12 @@ export function compileScript(checked: CheckResult, opts: CompileOptions = {}): 
         const r = enterSync(h, ctx, st);
         return st.ctl === CTL_EXIT ? 0 : r;
       }
-      return enterAsync(h, ctx, st).then((r) => (st.ctl === CTL_EXIT ? 0 : r));
+      const r = enterMaybe(h, ctx, st);
+      return typeof r === 'number'
+        ? st.ctl === CTL_EXIT
+          ? 0
+          : r
+        : r.then((v) => (st.ctl === CTL_EXIT ? 0 : v));
     },
     has: (kind, name) => holders.has(blockKey(kind, name)),
     isAsync: (kind, name) => holders.get(blockKey(kind, name))?.async ?? false,

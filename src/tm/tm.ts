@@ -258,7 +258,7 @@ export class TransactionManager implements TmApi {
    * every URI of the destination set (or to `dest`). 1: relayed; 0: a retransmission or an
    * ACK absorbed, or an error already answered statefully (the script ends); -1: error.
    */
-  async relay(ctx: MsgContext, dest?: RelayDest): Promise<number> {
+  relay(ctx: MsgContext, dest?: RelayDest): number | Promise<number> {
     const msg = ctx.msg;
     if (ctx.routeKind === 'failure') return this.relayFromFailure(ctx, dest);
     if (msg.method === 'ACK') return this.relayAck(ctx, dest);
@@ -287,12 +287,15 @@ export class TransactionManager implements TmApi {
     }
     const dests: Destination[] = [{ uri: ctx.ruri, dstUri: ctx.dstUri }];
     for (const b of ctx.branches) dests.push({ uri: b.uri, dstUri: b.dstUri });
-    const n = await this.fork(cell, ctx, dests, dest, false);
-    if (n > 0) return 1;
-    // SER's kill_transaction: the error goes upstream statefully, the script ends
-    const e = ctx.lastError ?? { code: 500, reason: 'Server Internal Error' };
-    this.localReply(cell, e.code, e.reason);
-    return 0;
+    const forked = (n: number): number => {
+      if (n > 0) return 1;
+      // SER's kill_transaction: the error goes upstream statefully, the script ends
+      const e = ctx.lastError ?? { code: 500, reason: 'Server Internal Error' };
+      this.localReply(cell, e.code, e.reason);
+      return 0;
+    };
+    const n = this.fork(cell, ctx, dests, dest, false);
+    return typeof n === 'number' ? forked(n) : n.then(forked);
   }
 
   /** failure_route: only the branches appended since the failure are sent (seed 003) */
@@ -430,15 +433,21 @@ export class TransactionManager implements TmApi {
     return { reliable: target.proto !== 'udp', send: (d) => this.core.send(target, d) };
   }
 
-  private async resolve(d: Destination, dest: RelayDest | undefined): Promise<SendTarget | undefined> {
+  /** A destination's target: at once for a numeric host, else a promise of the DNS answer. */
+  private resolve(
+    d: Destination,
+    dest: RelayDest | undefined,
+  ): SendTarget | undefined | Promise<SendTarget | undefined> {
+    let uri = d.dstUri ?? d.uri;
+    if (dest) {
+      const h = dest.host.includes(':') && !dest.host.startsWith('[') ? `[${dest.host}]` : dest.host;
+      uri = `sip:${h}${dest.port ? `:${dest.port}` : ''}${dest.proto ? `;transport=${dest.proto}` : ''}`;
+    }
+    const pick = (ts: SendTarget[]) => (dest?.proto ? ts.find((t) => t.proto === dest.proto) : ts[0]);
     try {
-      if (dest) {
-        const h = dest.host.includes(':') && !dest.host.startsWith('[') ? `[${dest.host}]` : dest.host;
-        const uri = `sip:${h}${dest.port ? `:${dest.port}` : ''}${dest.proto ? `;transport=${dest.proto}` : ''}`;
-        const ts = await this.core.resolveUri(uri);
-        return dest.proto ? ts.find((t) => t.proto === dest.proto) : ts[0];
-      }
-      return (await this.core.resolveUri(d.dstUri ?? d.uri))[0];
+      const now = this.core.resolveUriNow(uri);
+      if (now) return pick(now);
+      return this.core.resolveUri(uri).then(pick, () => undefined);
     } catch {
       return undefined;
     }
@@ -461,16 +470,31 @@ export class TransactionManager implements TmApi {
   }
 
   /** Start one client transaction per destination; how many went out. */
-  private async fork(
+  private fork(
     cell: Cell,
     ctx: MsgContext,
     dests: Destination[],
     dest: RelayDest | undefined,
     replicate: boolean,
-  ): Promise<number> {
-    const targets = await Promise.all(dests.map((d) => this.resolve(d, dest)));
-    // a CANCEL that came while the names resolved has answered the request already
-    if (cell.finalSent && !replicate) return 0;
+  ): number | Promise<number> {
+    const found = dests.map((d) => this.resolve(d, dest));
+    // numeric hosts need no DNS: the branches go out before this returns
+    if (!found.some((t) => t instanceof Promise))
+      return this.startBranches(cell, ctx, dests, found as (SendTarget | undefined)[], replicate);
+    return Promise.all(found).then((targets) => {
+      // a CANCEL that came while the names resolved has answered the request already
+      if (cell.finalSent && !replicate) return 0;
+      return this.startBranches(cell, ctx, dests, targets, replicate);
+    });
+  }
+
+  private startBranches(
+    cell: Cell,
+    ctx: MsgContext,
+    dests: Destination[],
+    targets: (SendTarget | undefined)[],
+    replicate: boolean,
+  ): number {
     const base = this.outBase(cell);
     const method = cell.request.method;
     let started = 0;

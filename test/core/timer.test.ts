@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ManualClock, TimerWheel } from '../../src/core/timer.js';
+import { ManualClock, systemClock, TimerWheel } from '../../src/core/timer.js';
 
 function setup() {
   const clock = new ManualClock(0);
@@ -76,5 +76,36 @@ describe('TimerWheel', () => {
     for (let t = 0; t <= 10_000; t += 10) at(t);
     assert.deepEqual(fired, ['r500', 'after-boom', 'r1000', 'r2000', 'r4000']);
     assert.equal(errors.length, 1);
+  });
+
+  it('the running driver sleeps while empty and wakes for timers added later, soonest first', async () => {
+    // real clock: the driver is a one-shot Node timer re-armed for the next non-empty slot
+    const wheel = new TimerWheel(systemClock, 5, 64);
+    const fired: string[] = [];
+    // the driver is unref'd (timers alone keep no process alive): hold the loop open
+    const keep = setInterval(() => {}, 1000);
+    wheel.start();
+    try {
+      await new Promise((r) => setTimeout(r, 30));
+      assert.equal(fired.length, 0);
+      const done = new Promise<void>((r) => {
+        wheel.add(120, () => {
+          fired.push('late');
+          r();
+        });
+        // added after the later one: the driver must be re-armed for it
+        wheel.add(20, () => fired.push('soon'));
+        // longer than a turn of 64 x 5 ms = 320 ms, cancelled: must not fire
+        wheel.add(400, () => fired.push('cancelled')).cancel();
+      });
+      await done;
+      assert.deepEqual(fired, ['soon', 'late']);
+      await new Promise((r) => setTimeout(r, 450));
+      assert.deepEqual(fired, ['soon', 'late']);
+      assert.equal(wheel.size, 0);
+    } finally {
+      wheel.stop();
+      clearInterval(keep);
+    }
   });
 });

@@ -55,6 +55,8 @@ class FakeCore {
         const m = /@?([\d.]+):(\d+)/.exec(uri);
         return m ? [{ proto: 'udp', ip: m[1], port: Number(m[2]) }] : [];
       },
+      // as if every host were a name: the branches wait for the (immediate) DNS answer
+      resolveUriNow: () => undefined,
       viaFor: (t: SendTarget, branch: string) =>
         `SIP/2.0/${t.proto.toUpperCase()} 10.0.0.9:5060;branch=${branch}`,
       isOurVia: (v: { host: string }) => v.host === '10.0.0.9',
@@ -253,7 +255,7 @@ describe('serial forking over two failure_routes (seed 003 Example 2-21 shape)',
     f.routes.set('failure:2', (ctx) => {
       order.push('2');
       // no new branch: t_relay fails, the script answers itself
-      return tm.relay(ctx).then((r) => {
+      return Promise.resolve(tm.relay(ctx)).then((r) => {
         assert.equal(r, -1);
         return tm.reply(ctx, 480, 'Temporarily Unavailable');
       });

@@ -46,7 +46,7 @@ export type Ha1Source = (q: {
   realm: string;
   algorithm: string;
   ctx: MsgContext;
-}) => Promise<Ha1Lookup>;
+}) => Ha1Lookup | Promise<Ha1Lookup>;
 
 /**
  * The realm when the script gives "": the host of the To URI for a REGISTER checked with
@@ -121,14 +121,14 @@ export type Rejecter = (ctx: MsgContext, code: number, reason: string) => void;
  * www_authorize / proxy_authorize for one request. `realmArg` is the script's realm ("" →
  * defaultRealm), `source` the credential store.
  */
-export async function authorize(
+export function authorize(
   st: AuthState,
   ctx: MsgContext,
   realmArg: string,
   hf: HfType,
   source: Ha1Source,
   reject: Rejecter,
-): Promise<number> {
+): number | Promise<number> {
   const log = st.core.log;
   const msg = ctx.msg;
   const realm = realmArg || defaultRealm(ctx, hf);
@@ -161,47 +161,56 @@ export async function authorize(
   const user = at < 0 ? username : username.slice(0, at);
   const domain = at < 0 ? realm : username.slice(at + 1);
   const algorithm = c.algorithm ?? 'MD5';
-  const stored = await source({ username, user, domain, realm, algorithm, ctx });
-  if (stored.kind === 'error') return AUTH_ERROR;
-  if (stored.kind === 'unknown') {
-    log.log(L_DBG, `auth: user '${username}' (realm ${realm}) not found`);
-    return AUTH_USER_UNKNOWN;
-  }
-  let ha1 = stored.ha1;
-  if (algorithm.toUpperCase().endsWith('-SESS'))
-    ha1 = digestHash(algorithm, `${ha1}:${nonce}:${c.cnonce ?? ''}`);
-  const qop = c.qop?.toLowerCase();
-  const ha2 = computeHA2(algorithm, msg.method, c.uri!, qop, qop === 'auth-int' ? msg.body : undefined);
-  const want = computeResponse(algorithm, ha1, nonce, ha2, qop, c.nc, c.cnonce);
-  if (!safeEqual(want, c.response!)) {
-    log.log(L_DBG, `auth: wrong response from '${username}' (realm ${realm})`);
-    return AUTH_INVALID_PASSWORD;
-  }
-  // ACK and CANCEL cannot be challenged: SER accepts them with an old nonce
-  const unchallengeable = msg.method === 'ACK' || msg.method === 'CANCEL';
-  const nowMs = st.wallMs();
-  if (expires < Math.floor(nowMs / 1000) && !unchallengeable) {
-    ctx.avps.set(AUTH_STALE_AVP, [1]);
-    return AUTH_STALE_NONCE;
-  }
-  if (st.nonceCount && !unchallengeable) {
-    const use = await trackNonce(st, {
+  // a cached credential row and a nonce this process issued cost no promise
+  const checkResponse = (stored: Ha1Lookup): number | Promise<number> => {
+    if (stored.kind === 'error') return AUTH_ERROR;
+    if (stored.kind === 'unknown') {
+      log.log(L_DBG, `auth: user '${username}' (realm ${realm}) not found`);
+      return AUTH_USER_UNKNOWN;
+    }
+    let ha1 = stored.ha1;
+    if (algorithm.toUpperCase().endsWith('-SESS'))
+      ha1 = digestHash(algorithm, `${ha1}:${nonce}:${c.cnonce ?? ''}`);
+    const qop = c.qop?.toLowerCase();
+    const ha2 = computeHA2(algorithm, msg.method, c.uri!, qop, qop === 'auth-int' ? msg.body : undefined);
+    const want = computeResponse(algorithm, ha1, nonce, ha2, qop, c.nc, c.cnonce);
+    if (!safeEqual(want, c.response!)) {
+      log.log(L_DBG, `auth: wrong response from '${username}' (realm ${realm})`);
+      return AUTH_INVALID_PASSWORD;
+    }
+    // ACK and CANCEL cannot be challenged: SER accepts them with an old nonce
+    const unchallengeable = msg.method === 'ACK' || msg.method === 'CANCEL';
+    const nowMs = st.wallMs();
+    if (expires < Math.floor(nowMs / 1000) && !unchallengeable) {
+      ctx.avps.set(AUTH_STALE_AVP, [1]);
+      return AUTH_STALE_NONCE;
+    }
+    if (!st.nonceCount || unchallengeable) return accepted();
+    const use = trackNonce(st, {
       nonce,
       exp: expires,
       nc: qop === undefined ? undefined : c.nc,
       key: retransmissionKey(ctx),
       nowMs,
     });
+    return typeof use === 'string' ? afterUse(use) : use.then(afterUse);
+  };
+  const afterUse = (use: NonceUse): number => {
     if (use === 'replay') {
       log.log(L_DBG, `auth: nonce reused by '${username}' (nc ${c.nc ?? 'none'}): refused`);
       st.replays++;
       ctx.avps.set(AUTH_STALE_AVP, [1]);
       return AUTH_NONCE_REUSED;
     }
-  }
-  setAuthorized(ctx, username, realm, `${hf}:${found.index}`);
-  st.accepted++;
-  return AUTH_OK;
+    return accepted();
+  };
+  const accepted = (): number => {
+    setAuthorized(ctx, username, realm, `${hf}:${found.index}`);
+    st.accepted++;
+    return AUTH_OK;
+  };
+  const stored = source({ username, user, domain, realm, algorithm, ctx });
+  return stored instanceof Promise ? stored.then(checkResponse) : checkResponse(stored);
 }
 
 /** One use of a nonce, as NonceTracker.use takes it. */
@@ -222,13 +231,14 @@ const NONCE_ASK_MS = 1000;
  * Judge one use of a nonce. With several workers the worker that issued the nonce (named
  * in it) keeps its uses, and is asked: a header replayed to any worker is refused.
  */
-async function trackNonce(st: AuthState, q: NonceUseQuery): Promise<NonceUse> {
+function trackNonce(st: AuthState, q: NonceUseQuery): NonceUse | Promise<NonceUse> {
   const role = clusterRole();
   const owner = role ? workerOfNonce(q.nonce) : undefined;
   const bus = clusterBus();
   if (role && bus && owner !== undefined && owner !== role.index && owner < role.count) {
-    const r = await bus.request(owner, NONCE_TOPIC, q, NONCE_ASK_MS);
-    return r === 'ok' || r === 'retransmission' ? r : 'replay';
+    return bus
+      .request(owner, NONCE_TOPIC, q, NONCE_ASK_MS)
+      .then((r) => (r === 'ok' || r === 'retransmission' ? r : 'replay'));
   }
   return st.tracker.use(q.nonce, q.exp, q.nc, q.key, q.nowMs);
 }

@@ -73,50 +73,60 @@ export function ha1Of(
   return { kind: 'ha1', ha1: stored.trim().toLowerCase() };
 }
 
-export async function dbAuthorize(
+export function dbAuthorize(
   st: AuthDbState,
   ctx: MsgContext,
   realm: string,
   table: string,
   hf: HfType,
-): Promise<number> {
+): number | Promise<number> {
   const log = st.auth.core.log;
   let fromCache = false;
   let fresh = false;
   let used: SubscriberRow | null = null;
-  const source: Ha1Source = async (q) => {
-    let row = fresh ? undefined : st.store.cached(table, q.user, q.domain);
+  const found = (row: SubscriberRow | null, q: Parameters<Ha1Source>[0]): Ha1Lookup => {
+    used = row;
+    if (row === null) return { kind: 'unknown' };
+    return ha1Of(st, row, q);
+  };
+  // a cached row answers at once; only a database read makes a promise
+  const source: Ha1Source = (q) => {
+    const row = fresh ? undefined : st.store.cached(table, q.user, q.domain);
     fromCache = row !== undefined;
-    if (row === undefined) {
-      try {
-        row = await st.store.fetch(table, q.user, q.domain);
-      } catch (e) {
+    if (row !== undefined) return found(row, q);
+    return st.store.fetch(table, q.user, q.domain).then(
+      (r) => found(r, q),
+      (e): Ha1Lookup => {
         log.log(
           L_ERR,
           `ERROR: auth_db: cannot read table '${table}': ${isDbError(e) ? e.message : (e as Error).message}`,
         );
         ctx.lastError = { code: 500, reason: 'Server Internal Error' };
         return { kind: 'error' };
-      }
-    }
-    used = row;
-    if (row === null) return { kind: 'unknown' };
-    return ha1Of(st, row, q);
+      },
+    );
   };
   const reject = (c: MsgContext, code: number, reason: string) => void authReply(st.auth, c, code, reason);
-  let r = await authorize(st.auth, ctx, realm, hf, source, reject);
-  // a cached row may predate a password change: ask the database before refusing
-  if ((r === AUTH_INVALID_PASSWORD || r === AUTH_USER_UNKNOWN) && fromCache) {
-    fresh = true;
-    r = await authorize(st.auth, ctx, realm, hf, source, reject);
-  }
-  if (r === AUTH_USER_UNKNOWN && st.unknownUserCode > 0) {
-    authReply(st.auth, ctx, st.unknownUserCode, UNKNOWN_USER_REASON[st.unknownUserCode] ?? 'Forbidden');
-    return AUTH_STOP;
-  }
-  const row = used as SubscriberRow | null;
-  if (r === AUTH_OK && row?.rpid) ctx.avps.set(st.auth.rpidAvp, [row.rpid]);
-  return r;
+  const settle = (r: number): number => {
+    if (r === AUTH_USER_UNKNOWN && st.unknownUserCode > 0) {
+      authReply(st.auth, ctx, st.unknownUserCode, UNKNOWN_USER_REASON[st.unknownUserCode] ?? 'Forbidden');
+      return AUTH_STOP;
+    }
+    const row = used as SubscriberRow | null;
+    if (r === AUTH_OK && row?.rpid) ctx.avps.set(st.auth.rpidAvp, [row.rpid]);
+    return r;
+  };
+  const first = (r: number): number | Promise<number> => {
+    // a cached row may predate a password change: ask the database before refusing
+    if ((r === AUTH_INVALID_PASSWORD || r === AUTH_USER_UNKNOWN) && fromCache) {
+      fresh = true;
+      const again = authorize(st.auth, ctx, realm, hf, source, reject);
+      return typeof again === 'number' ? settle(again) : again.then(settle);
+    }
+    return settle(r);
+  };
+  const r = authorize(st.auth, ctx, realm, hf, source, reject);
+  return typeof r === 'number' ? first(r) : r.then(first);
 }
 
 export default defineModule<AuthDbState>({

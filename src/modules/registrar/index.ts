@@ -20,6 +20,7 @@ import { describeArg } from '../../script/args.js';
 import type { Contact } from '../../sip/headers.js';
 import { parseUri, type SipUri, unescapeUnreserved, uriEquals } from '../../sip/uri.js';
 import {
+  type Change,
   declareTable,
   FL_NAT,
   FL_PERMANENT,
@@ -107,11 +108,11 @@ export function bindingLine(c: UContact, now: number, uptime = 0): string {
  * RFC 3261 §10.3 steps 4–8 for one REGISTER: decides the bindings and the reply.
  * Writes through usrloc; throws only when the database of db_mode 3 fails.
  */
-export async function processRegister(
+export function processRegister(
   st: RegistrarState,
   ctx: MsgContext,
   table: string,
-): Promise<SaveResult> {
+): SaveResult | Promise<SaveResult> {
   const o = st.opts;
   const ul = st.usrloc();
   const msg = ctx.msg;
@@ -171,9 +172,9 @@ export async function processRegister(
     }
   }
 
-  return ul.exclusive(table, aor, async () => {
-    const cur = await ul.contacts(table, aor, o.descTimeOrder);
-    if (contacts.length === 0) return { ...r(200, 'OK'), bindings: cur };
+  // the bindings after this request, and the change that makes them (none: nothing changes)
+  const decide = (cur: UContact[]): { res: SaveResult; ch?: Change } => {
+    if (contacts.length === 0) return { res: { ...r(200, 'OK'), bindings: cur } };
     const nowMs = ul.nowMs();
     const put = new Map<string, UContact>();
     const del = new Set<string>();
@@ -232,10 +233,26 @@ export async function processRegister(
     const after = cur.filter((b) => !del.has(b.uri) && !put.has(b.uri));
     for (const c of put.values()) after.push(c);
     if (o.maxContacts > 0 && after.length > o.maxContacts && after.length > cur.length) {
-      return r(503, 'Too many registered contacts', ['Retry-After: 60']);
+      return { res: r(503, 'Too many registered contacts', ['Retry-After: 60']) };
     }
-    if (put.size > 0 || del.size > 0) await ul.apply(table, aor, { put: [...put.values()], del: [...del] });
-    return { ...r(200, 'OK'), bindings: after };
+    const res = { ...r(200, 'OK'), bindings: after };
+    if (put.size === 0 && del.size === 0) return { res };
+    return { res, ch: { put: [...put.values()], del: [...del] } };
+  };
+
+  // memory modes with the table open: no promise unless db_mode 1 writes the change
+  const now = ul.contactsNow(table, aor, o.descTimeOrder);
+  if (now) {
+    const { res, ch } = decide(now);
+    if (!ch) return res;
+    const w = ul.applyNow(table, aor, ch);
+    if (w === undefined) return res;
+    if (w !== false) return w.then(() => res);
+  }
+  return ul.exclusive(table, aor, async () => {
+    const { res, ch } = decide(await ul.contacts(table, aor, o.descTimeOrder));
+    if (ch) await ul.apply(table, aor, ch);
+    return res;
   });
 }
 
@@ -277,19 +294,27 @@ function sendReply(st: RegistrarState, ctx: MsgContext, res: SaveResult): boolea
 }
 
 /** save() / save_noreply(): 1 on success, -1 when the request was refused or failed. */
-export async function save(
+export function save(
   st: RegistrarState,
   ctx: MsgContext,
   table: string,
   reply: boolean,
-): Promise<number> {
-  let res: SaveResult;
-  try {
-    res = await processRegister(st, ctx, table);
-  } catch (e) {
+): number | Promise<number> {
+  const failed = (e: unknown): SaveResult => {
     st.core.log.log(L_ERR, `ERROR: save: cannot store the bindings in '${table}': ${(e as Error).message}`);
-    res = r(500, 'Server Internal Error (cannot save the bindings)');
+    return r(500, 'Server Internal Error (cannot save the bindings)');
+  };
+  let res: SaveResult | Promise<SaveResult>;
+  try {
+    res = processRegister(st, ctx, table);
+  } catch (e) {
+    res = failed(e);
   }
+  if (res instanceof Promise) return res.catch(failed).then((x) => saved(st, ctx, x, reply));
+  return saved(st, ctx, res, reply);
+}
+
+function saved(st: RegistrarState, ctx: MsgContext, res: SaveResult, reply: boolean): number {
   if (res.code !== 200) ctx.lastError = { code: res.code, reason: res.reason };
   if (reply && !sendReply(st, ctx, res)) return -1;
   return res.code === 200 ? 1 : -1;
@@ -300,7 +325,7 @@ export async function save(
  * branches); -1 when the AOR has no binding, -2 when it had some but all expired,
  * -3 when the database (db_mode 3) failed.
  */
-export async function lookup(st: RegistrarState, ctx: MsgContext, table: string): Promise<number> {
+export function lookup(st: RegistrarState, ctx: MsgContext, table: string): number | Promise<number> {
   const o = st.opts;
   const ul = st.usrloc();
   let u: SipUri;
@@ -312,13 +337,20 @@ export async function lookup(st: RegistrarState, ctx: MsgContext, table: string)
   const raw = aorOf(u, o.useDomain);
   if (raw === undefined) return -1;
   const aor = ul.normalizeAor(raw);
-  let list: UContact[];
-  try {
-    list = await ul.contacts(table, aor, o.descTimeOrder);
-  } catch (e) {
-    st.core.log.log(L_ERR, `ERROR: lookup: cannot read '${table}': ${(e as Error).message}`);
-    return -3;
-  }
+  const now = ul.contactsNow(table, aor, o.descTimeOrder);
+  if (now) return lookedUp(st, ctx, table, aor, now);
+  return ul.contacts(table, aor, o.descTimeOrder).then(
+    (list) => lookedUp(st, ctx, table, aor, list),
+    (e) => {
+      st.core.log.log(L_ERR, `ERROR: lookup: cannot read '${table}': ${(e as Error).message}`);
+      return -3;
+    },
+  );
+}
+
+function lookedUp(st: RegistrarState, ctx: MsgContext, table: string, aor: string, list: UContact[]): number {
+  const o = st.opts;
+  const ul = st.usrloc();
   if (list.length === 0) return ul.existing(table)?.get(aor) ? -2 : -1;
   const best = list[0];
   ctx.ruri = best.uri;
@@ -341,7 +373,7 @@ export async function lookup(st: RegistrarState, ctx: MsgContext, table: string)
 }
 
 /** registered(): 1 when the R-URI's AOR has a valid binding in the table. */
-export async function registered(st: RegistrarState, ctx: MsgContext, table: string): Promise<number> {
+export function registered(st: RegistrarState, ctx: MsgContext, table: string): number | Promise<number> {
   const ul = st.usrloc();
   let u: SipUri;
   try {
@@ -351,11 +383,13 @@ export async function registered(st: RegistrarState, ctx: MsgContext, table: str
   }
   const raw = aorOf(u, st.opts.useDomain);
   if (raw === undefined) return -1;
-  try {
-    return (await ul.contacts(table, ul.normalizeAor(raw))).length > 0 ? 1 : -1;
-  } catch {
-    return -1;
-  }
+  const aor = ul.normalizeAor(raw);
+  const now = ul.contactsNow(table, aor);
+  if (now) return now.length > 0 ? 1 : -1;
+  return ul.contacts(table, aor).then(
+    (l) => (l.length > 0 ? 1 : -1),
+    () => -1,
+  );
 }
 
 const int = (def: number, min?: number) => ({

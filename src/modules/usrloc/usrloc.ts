@@ -213,6 +213,16 @@ export class Usrloc {
 
   // ------------------------------------------------------------------ reading
 
+  /**
+   * The valid contacts of an AOR from memory, synchronously, when memory holds the table
+   * (modes 0–2, once the table is open); undefined otherwise (use `contacts`).
+   */
+  contactsNow(table: string, aor: string, descTimeOrder = false): UContact[] | undefined {
+    if (this.mode === 3) return undefined;
+    const d = this.domains.get(table);
+    return d ? d.valid(aor, this.now(), descTimeOrder) : undefined;
+  }
+
   /** The valid contacts of an AOR in lookup order. Mode 3 reads the database (rejects on failure). */
   async contacts(table: string, aor: string, descTimeOrder = false): Promise<UContact[]> {
     const d = await this.domain(table);
@@ -273,13 +283,30 @@ export class Usrloc {
       await this.writeRows(db, d, aor, ch.put, ch.del);
       return;
     }
+    await this.applyIn(d, table, aor, ch);
+  }
+
+  /**
+   * `apply` without a promise when memory holds the table: modes 0 and 2 return undefined
+   * once memory has the change; mode 1 returns the promise of its database write. Returns
+   * false when the table is not open in memory (use `apply`).
+   */
+  applyNow(table: string, aor: string, ch: Change): Promise<void> | undefined | false {
+    if (this.mode === 3) return false;
+    const d = this.domains.get(table);
+    if (!d) return false;
+    return this.applyIn(d, table, aor, ch);
+  }
+
+  private applyIn(d: UDomain, table: string, aor: string, ch: Change): Promise<void> | undefined {
     for (const uri of ch.del) d.remove(aor, uri);
     for (const c of ch.put) d.put(aor, c);
     this.onChange?.(table, aor, ch);
-    if (this.mode === 0) return;
+    if (this.mode === 0) return undefined;
     for (const uri of ch.del) d.markDirty(aor, uri);
     for (const c of ch.put) d.markDirty(aor, c.uri);
-    if (this.mode === 1) await this.flushKeys(d, aor, [...ch.del, ...ch.put.map((c) => c.uri)]);
+    if (this.mode === 1) return this.flushKeys(d, aor, [...ch.del, ...ch.put.map((c) => c.uri)]);
+    return undefined;
   }
 
   /**
