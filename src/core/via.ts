@@ -1,5 +1,5 @@
 /** Via handling on receipt (RFC 3261 §18.2.1, RFC 3581) and reply routing (§18.2.2). */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Via } from '../sip/headers.js';
 import type { SipMessage } from '../sip/message.js';
 import { normHost } from './myself.js';
@@ -55,15 +55,11 @@ export function viaDefaultPort(transport: string): number {
 export function loopHash(msg: SipMessage, ruri: string): string {
   const vias = msg.vias;
   const v = vias[vias.length - 1];
-  const h = createHash('md5');
-  if (v)
-    h.update(v.branch ?? '')
-      .update(v.host)
-      .update(String(v.port ?? ''));
-  h.update(msg.callId)
-    .update(msg.fromTag ?? '')
-    .update(String(msg.cseq.seq))
-    .update(msg.toTag ?? '')
-    .update(ruri);
-  return h.digest('hex');
+  // the parts back to back, as successive updates of one hash would take them
+  const head = v ? `${v.branch ?? ''}${v.host}${v.port ?? ''}` : '';
+  return hash(
+    'md5',
+    `${head}${msg.callId}${msg.fromTag ?? ''}${msg.cseq.seq}${msg.toTag ?? ''}${ruri}`,
+    'hex',
+  );
 }

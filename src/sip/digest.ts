@@ -2,7 +2,7 @@
  * HTTP Digest computations for SIP authentication: RFC 2617 (MD5, MD5-sess, qop auth and
  * auth-int) and RFC 7616 / RFC 8760 (SHA-256, SHA-256-sess).
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 
 export type DigestAlgorithm = 'MD5' | 'MD5-sess' | 'SHA-256' | 'SHA-256-sess';
 
@@ -19,7 +19,8 @@ function isSess(alg: string): boolean {
 
 /** Hex digest of `data` with the algorithm's hash (MD5 or SHA-256). */
 export function digestHash(alg: string, data: string | Buffer): string {
-  return createHash(hashName(alg)).update(data).digest('hex');
+  // crypto.hash: one call, no Hash object (several per authorized request)
+  return hash(hashName(alg), data, 'hex');
 }
 
 /**
@@ -96,8 +97,8 @@ export function digestResponse(d: DigestInput): string {
  * length of the expected value is not revealed either.
  */
 export function safeEqual(a: string, b: string): boolean {
-  const ha = createHash('sha256').update(a.toLowerCase()).digest();
-  const hb = createHash('sha256').update(b.toLowerCase()).digest();
+  const ha = hash('sha256', a.toLowerCase(), 'buffer');
+  const hb = hash('sha256', b.toLowerCase(), 'buffer');
   return timingSafeEqual(ha, hb);
 }
 

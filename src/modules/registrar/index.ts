@@ -4,7 +4,7 @@
  * turns a Request-URI into the registered contacts (the best one in the R-URI, the
  * others as branches); registered() tells whether an AOR has a binding.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import type { CoreApi } from '../../core/api.js';
 import { MAX_BRANCHES } from '../../core/actions.js';
 import type { MsgContext } from '../../core/context.js';
@@ -258,12 +258,7 @@ export function processRegister(
 
 function toTag(st: RegistrarState, ctx: MsgContext): string {
   const m = ctx.msg;
-  const h = createHash('md5')
-    .update(m.callId)
-    .update(m.fromTag ?? '')
-    .update(String(m.cseq.seq))
-    .update(m.topVia?.branch ?? '')
-    .digest('hex');
+  const h = hash('md5', `${m.callId}${m.fromTag ?? ''}${m.cseq.seq}${m.topVia?.branch ?? ''}`, 'hex');
   return `${st.tagPrefix}.${h.slice(0, 8)}`;
 }
 
