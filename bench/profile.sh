@@ -40,10 +40,10 @@ esac
 N=$((RATE * DUR))
 if [ "$SCEN" = call ]; then
   (cd "$OUT" && timeout -k 3 $((DUR + 60)) sipp -sf "$SC/call-uas.xml" -i 127.0.0.1 -bind_local -p "$UASP" \
-    -m $((N + RATE * 3)) -nostdin -timeout $((DUR + 50))s > uas.out 2>&1) &
+    -m $((N + RATE * ${WARMUP:-10})) -nostdin -timeout $((DUR + 50))s > uas.out 2>&1) &
   UAS=$!
 fi
-sipp_run "$RATE" $((RATE * 3)) "$UAC" "${ARGS[@]}"   # warm-up (JIT)
+sipp_run "$RATE" $((RATE * ${WARMUP:-10})) "$UAC" "${ARGS[@]}"   # warm-up (JIT), WARMUP seconds
 c0=$(awk '{print $14+$15}' /proc/$SPID/stat)
 if [ "${PERF:-0}" = 1 ]; then
   perf record -q -e cpu-clock -F 4000 -p "$SPID" -o "$OUT/perf.data" -- sleep $((DUR > 2 ? DUR - 1 : 1)) 2>/dev/null &

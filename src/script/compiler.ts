@@ -593,9 +593,17 @@ export function compileScript(checked: CheckResult, opts: CompileOptions = {}): 
     h.fn = c.fn;
   }
 
+  // per kind, by name: run() is called for every message, without building a key string
+  const byKind = new Map<RouteKind, Map<string, Holder>>();
+  for (const b of checked.blocks.values()) {
+    let m = byKind.get(b.kind);
+    if (!m) byKind.set(b.kind, (m = new Map()));
+    m.set(b.name, holders.get(blockKey(b.kind, b.name))!);
+  }
+
   return {
     run(kind, name, ctx) {
-      const h = holders.get(blockKey(kind, name));
+      const h = byKind.get(kind)?.get(name);
       if (!h) return 1;
       ctx.routeKind = kind;
       const st: RunState = { ctl: 0, ret: 0, depth: 0 };

@@ -776,6 +776,8 @@ export class TransactionManager implements TmApi {
     cell.finalSent = true;
     cell.finalCode = code;
     cell.completedAt = this.core.clock.now();
+    // no branch can start after a final reply: the downstream copy need not live until wt_timer
+    cell.outBase = undefined;
     cell.guard?.cancel();
     this.waiting++;
     this.stats.completed[Math.floor(code / 100)]++;

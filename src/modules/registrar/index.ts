@@ -262,6 +262,18 @@ function toTag(st: RegistrarState, ctx: MsgContext): string {
   return `${st.tagPrefix}.${h.slice(0, 8)}`;
 }
 
+let dateSec = -1;
+let dateLine = '';
+/** the Date header of a 200 (RFC 3261 §10.3 step 8), formatted once per second */
+function dateHeader(nowMs: number): string {
+  const sec = Math.floor(nowMs / 1000);
+  if (sec !== dateSec) {
+    dateSec = sec;
+    dateLine = `Date: ${new Date(sec * 1000).toUTCString()}`;
+  }
+  return dateLine;
+}
+
 function sendReply(st: RegistrarState, ctx: MsgContext, res: SaveResult): boolean {
   const headers = [...res.headers];
   if (res.code === 200) {
@@ -270,7 +282,7 @@ function sendReply(st: RegistrarState, ctx: MsgContext, res: SaveResult): boolea
     const list = [...(res.bindings ?? [])];
     for (const c of list.sort((a, b) => b.q - a.q || b.lastModified - a.lastModified))
       headers.push(bindingLine(c, now, ul.uptime()));
-    headers.push(`Date: ${new Date(ul.nowMs()).toUTCString()}`);
+    headers.push(dateHeader(ul.nowMs()));
   }
   let buf: Buffer;
   try {
