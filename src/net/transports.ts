@@ -497,7 +497,11 @@ export class Transports {
 
   private async bindUdp(la: ListenAddress): Promise<void> {
     const { ip, af } = this.hostOf(la);
-    const sock = dgram.createSocket({ type: af === 6 ? 'udp6' : 'udp4', ipv6Only: af === 6 });
+    const sock = dgram.createSocket({
+      type: af === 6 ? 'udp6' : 'udp4',
+      ipv6Only: af === 6,
+      lookup: literalLookup,
+    });
     await new Promise<void>((resolve, reject) => {
       const onErr = (e: Error) => reject(e);
       sock.once('error', onErr);
@@ -720,6 +724,12 @@ export class Transports {
     return c.connected ? true : (c.ready ?? false);
   }
 
+  private readonly udpSent = (err: (Error & { address?: string; port?: number }) | null): void => {
+    if (!err) return;
+    this.st.udp.sendErrors++;
+    this.opts.onSendError?.(err, { proto: 'udp', ip: err.address ?? '', port: err.port ?? 0 });
+  };
+
   private sendUdp(target: SendTarget, data: Buffer, from?: ListenSocket): boolean {
     const st = this.st.udp;
     // IPv6 literals are normalised (brackets, IPv4-mapped → IPv4: our v6 sockets are v6-only)
@@ -740,12 +750,8 @@ export class Transports {
       st.sendErrors++;
       return false;
     }
-    u.sock.send(data, target.port, ip, (err) => {
-      if (err) {
-        st.sendErrors++;
-        this.opts.onSendError?.(err, target);
-      }
-    });
+    // one shared callback, not a closure per datagram: the error names the address and port
+    u.sock.send(data, target.port, ip, this.udpSent);
     st.msgsOut++;
     st.bytesOut += data.length;
     return true;
@@ -836,6 +842,31 @@ export class Transports {
 }
 
 /** Raises SO_RCVBUF towards `max` (halving on refusal); returns the size obtained. */
+/**
+ * dgram's lookup for our sends: every address is an IP literal already (sendUdp normalises
+ * it), so answer at once. dns.lookup would answer a literal on the next tick: a deferred
+ * callback per datagram sent.
+ */
+function literalLookup(
+  address: string,
+  options: unknown,
+  cb?: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
+): void {
+  const done = (typeof options === 'function' ? options : cb) as (
+    err: NodeJS.ErrnoException | null,
+    address: string,
+    family: number,
+  ) => void;
+  const af = net.isIP(address);
+  if (af === 0) {
+    const e: NodeJS.ErrnoException = new Error(`not an IP address: ${address}`);
+    e.code = 'EINVAL';
+    done(e, address, 0);
+    return;
+  }
+  done(null, address, af);
+}
+
 function raiseRecvBuffer(sock: dgram.Socket, max: number): number | undefined {
   let cur: number | undefined;
   try {

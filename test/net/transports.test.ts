@@ -138,6 +138,23 @@ describe('Transports: UDP', () => {
     assert.equal(t.getStats().tcp.sendErrors, 1);
   });
 
+  it('counts a UDP send the kernel refuses, with its target, and keeps the socket', async () => {
+    const errors: { msg: string; port: number }[] = [];
+    const { t, udpPort, got } = await make({
+      onSendError: (e, to) =>
+        errors.push({ msg: (e as NodeJS.ErrnoException).code ?? e.message, port: to.port }),
+    });
+    // larger than any UDP datagram: sendmsg fails with EMSGSIZE after send() returned
+    assert.equal(t.send({ proto: 'udp', ip: '127.0.0.1', port: udpPort }, Buffer.alloc(70_000, 0x41)), true);
+    for (let i = 0; i < 50 && errors.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(errors, [{ msg: 'EMSGSIZE', port: udpPort }]);
+    assert.equal(t.getStats().udp.sendErrors, 1);
+    // the socket still works
+    assert.equal(t.send({ proto: 'udp', ip: '127.0.0.1', port: udpPort }, Buffer.from('OPTIONS x')), true);
+    for (let i = 0; i < 50 && got.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(got[0]?.data, 'OPTIONS x');
+  });
+
   it('raises the receive buffer towards maxBuffer', async () => {
     const { t } = await make({ maxBuffer: 128 * 1024 }, [{ proto: 'udp', host: '127.0.0.1', port: 0 }]);
     const rcv = t.listening[0].rcvbuf;
