@@ -208,6 +208,20 @@ onreply_route[1] {
     assert.equal((await drain(uac, 200)).length, 0);
   });
 
+  it('Timer A on the running wheel: an unanswered INVITE goes again at 0.5 s and 1.5 s', async () => {
+    const i = inv('plain');
+    uac.send(i, port);
+    const f = await nextWhere(uas1, isReq('INVITE'));
+    const again = (await drain(uas1, 1800)).filter(
+      (m) => m.method === 'INVITE' && m.topVia?.branch === f.topVia?.branch,
+    );
+    assert.ok(again.length >= 2, `${again.length} retransmission(s) in 1.8 s`);
+    uas1.send(replyFor(f, 486, 'Busy Here'), port);
+    await nextWhere(uas1, isReq('ACK'));
+    const busy = await nextWhere(uac, isStatus(486));
+    uac.send(ackFor(i, busy), port);
+  });
+
   it('fr_timer with no reply at all: 408 upstream, no CANCEL', async () => {
     uac.send(request('OPTIONS', `sip:plain@127.0.0.1:${port}`, { ip: '127.0.0.1', port: uac.port }), port);
     const t = await nextWhere(uac, isStatus(408), 4000);
