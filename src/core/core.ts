@@ -17,7 +17,7 @@ import { MessageContext } from './msg-context.js';
 import { Myself } from './myself.js';
 import { type Clock, systemClock, TimerWheel } from './timer.js';
 import { SERVER_HDR } from './version.js';
-import { loopHash, replaceTopVia, viaDefaultPort, viaWithReceived } from './via.js';
+import { destinationUri, loopHash, replaceTopVia, viaDefaultPort, viaWithReceived } from './via.js';
 
 /** SER's err2reason_phrase texts for sl_reply_error() */
 export const E_BAD_ADDRESS = { code: 478, reason: 'Unresolvable destination (478/SL)' };
@@ -522,7 +522,7 @@ export class Core implements CoreApi {
   ): number | Promise<number> {
     let uri = ctx.dstUri ?? ctx.ruri;
     if (dest) {
-      uri = `sip:${dest.host.includes(':') && !dest.host.startsWith('[') ? `[${dest.host}]` : dest.host}${dest.port ? `:${dest.port}` : ''}${dest.proto ? `;transport=${dest.proto}` : ''}`;
+      uri = destinationUri(dest);
     }
     const pick = (ts: SendTarget[]) => (dest?.proto ? ts.filter((t) => t.proto === dest.proto) : ts);
     let now: SendTarget[] | undefined;

@@ -3,6 +3,7 @@ import { hash } from 'node:crypto';
 import type { Via } from '../sip/headers.js';
 import type { SipMessage } from '../sip/message.js';
 import { normHost } from './myself.js';
+import type { Proto } from './context.js';
 
 /**
  * The top Via with `received` (when the sent-by host is not the source address) and,
@@ -62,4 +63,10 @@ export function loopHash(msg: SipMessage, ruri: string): string {
     `${head}${msg.callId}${msg.fromTag ?? ''}${msg.cseq.seq}${msg.toTag ?? ''}${ruri}`,
     'hex',
   );
+}
+
+/** The SIP URI of an explicit destination (forward(host, port), t_relay_to_*), for RFC 3263 resolution. */
+export function destinationUri(dest: { host: string; port?: number; proto?: Proto }): string {
+  const h = dest.host.includes(':') && !dest.host.startsWith('[') ? `[${dest.host}]` : dest.host;
+  return `sip:${h}${dest.port ? `:${dest.port}` : ''}${dest.proto ? `;transport=${dest.proto}` : ''}`;
 }

@@ -9,7 +9,7 @@ import type { CoreApi, Origin } from '../core/api.js';
 import type { MsgContext, Proto } from '../core/context.js';
 import { E_BAD_ADDRESS, E_LOOP, E_SEND } from '../core/core.js';
 import { L_DBG, L_ERR, L_WARN } from '../core/log.js';
-import { loopHash } from '../core/via.js';
+import { destinationUri, loopHash } from '../core/via.js';
 import type { SendTarget } from '../net/transports.js';
 import { parseMessage, type SipMessage } from '../sip/message.js';
 import { generateTag } from '../sip/reply.js';
@@ -439,10 +439,7 @@ export class TransactionManager implements TmApi {
     dest: RelayDest | undefined,
   ): SendTarget | undefined | Promise<SendTarget | undefined> {
     let uri = d.dstUri ?? d.uri;
-    if (dest) {
-      const h = dest.host.includes(':') && !dest.host.startsWith('[') ? `[${dest.host}]` : dest.host;
-      uri = `sip:${h}${dest.port ? `:${dest.port}` : ''}${dest.proto ? `;transport=${dest.proto}` : ''}`;
-    }
+    if (dest) uri = destinationUri(dest);
     const pick = (ts: SendTarget[]) => (dest?.proto ? ts.find((t) => t.proto === dest.proto) : ts[0]);
     try {
       const now = this.core.resolveUriNow(uri);
