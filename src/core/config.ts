@@ -24,6 +24,8 @@ export interface CoreConfig {
   revDns: boolean;
   checkVia: boolean;
   sipWarning: boolean;
+  /** release_idle_memory: core/heap-release.ts */
+  releaseIdleMemory: boolean;
   serverSignature: boolean;
   /** OpenSER's server_header: the whole Server header text */
   serverHeader: string | undefined;
@@ -93,6 +95,7 @@ export function coreConfig(server: ServerConfig, cli?: SerArgs): CoreConfig {
     revDns: has('rev_dns') ? opt<boolean>(server, 'rev_dns') : (cli?.revDns ?? false),
     checkVia: has('check_via') ? opt<boolean>(server, 'check_via') : (cli?.checkVia ?? false),
     sipWarning: opt<boolean>(server, 'sip_warning'),
+    releaseIdleMemory: opt<boolean>(server, 'release_idle_memory'),
     serverSignature: opt<boolean>(server, 'server_signature'),
     serverHeader: opt<string | undefined>(server, 'server_header'),
     replyToVia: opt<boolean>(server, 'reply_to_via'),

@@ -11,6 +11,7 @@ import { parseUri } from '../sip/uri.js';
 import type { CoreApi, ForwardHook, Origin, ReplyExtras } from './api.js';
 import type { CoreConfig } from './config.js';
 import { type MsgContext, type Proto, replyHeaders } from './context.js';
+import { HeapRelease } from './heap-release.js';
 import { L_DBG, L_ERR, L_WARN, Logger, type LogSink, StderrSink } from './log.js';
 import type { RouteKind } from './module.js';
 import { MessageContext } from './msg-context.js';
@@ -148,10 +149,17 @@ export class Core implements CoreApi {
       return out;
     });
     this.timers.start();
+    if (c.releaseIdleMemory) {
+      this.heapRelease = new HeapRelease({ count: () => this.stats.rcv_requests + this.stats.rcv_replies });
+      this.heapRelease.start();
+    }
   }
+
+  private heapRelease: HeapRelease | undefined;
 
   async stop(): Promise<void> {
     this.timers.stop();
+    this.heapRelease?.stop();
     await this.transports?.close();
     this.resolver.close();
   }

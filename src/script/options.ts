@@ -65,6 +65,13 @@ export const OPTIONS: readonly OptionSpec[] = [
     description: 'log level of the final memory report (L_DBG)',
   },
   {
+    name: 'release_idle_memory',
+    type: 'bool',
+    default: true,
+    description:
+      'after a burst of traffic, give the grown V8 young generation back once it is quiet (not in SER)',
+  },
+  {
     name: 'children',
     type: 'int',
     default: 8,

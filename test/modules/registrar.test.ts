@@ -182,7 +182,7 @@ describe('registrar save: expiry rules', () => {
     assert.deepEqual(replyContacts(reply), []);
     await r.ul.state.tick();
     const d = r.ul.state.existing('location')!;
-    assert.equal(d.records.size, 0);
+    assert.equal(d.size, 0);
     assert.equal(d.expired, 1);
     assert.equal((await r.lookup('sip:alice@iptel.org')).ret, -1);
   });
@@ -272,7 +272,7 @@ describe('registrar save: q, max_contacts, bad requests', () => {
     const c = ctx(register({ contacts: [A], expires: 600, cseq: 7 }));
     c.flags |= 1 << 6;
     await r.reg.call(c, 'save', 'location');
-    const [b] = r.ul.state.existing('location')!.get('alice')!.contacts;
+    const [b] = r.ul.state.existing('location')!.all('alice');
     assert.equal(b.userAgent, 'TestPhone/2.0');
     assert.equal(b.callId, 'reg-1@195.37.77.100');
     assert.equal(b.cseq, 7);

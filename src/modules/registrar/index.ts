@@ -358,7 +358,7 @@ export function lookup(st: RegistrarState, ctx: MsgContext, table: string): numb
 function lookedUp(st: RegistrarState, ctx: MsgContext, table: string, aor: string, list: UContact[]): number {
   const o = st.opts;
   const ul = st.usrloc();
-  if (list.length === 0) return ul.existing(table)?.get(aor) ? -2 : -1;
+  if (list.length === 0) return ul.existing(table)?.has(aor) ? -2 : -1;
   const best = list[0];
   ctx.ruri = best.uri;
   ctx.ruriQ = best.q;

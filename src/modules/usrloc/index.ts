@@ -75,7 +75,7 @@ const isReply = (x: unknown): x is MgmtReply => typeof (x as MgmtReply).code ===
 function statsOf(ul: Usrloc): Record<string, number> {
   const out: Record<string, number> = {};
   for (const d of ul.domains.values()) {
-    out[`${d.name}_registered`] = d.records.size;
+    out[`${d.name}_registered`] = d.size;
     out[`${d.name}_expired`] = d.expired;
     out[`${d.name}_contacts`] = d.contactCount;
   }
@@ -148,8 +148,8 @@ export default defineModule<Usrloc>({
         const lines = ['Domain Registered Expired'];
         const data: Record<string, { registered: number; expired: number; contacts: number }> = {};
         for (const d of [...ul.domains.values()].sort((a, b) => a.name.localeCompare(b.name))) {
-          lines.push(`'${d.name}' ${d.records.size} ${d.expired}`);
-          data[d.name] = { registered: d.records.size, expired: d.expired, contacts: d.contactCount };
+          lines.push(`'${d.name}' ${d.size} ${d.expired}`);
+          data[d.name] = { registered: d.size, expired: d.expired, contacts: d.contactCount };
         }
         return ok('OK', lines.join('\n'), data);
       },
@@ -196,11 +196,9 @@ export default defineModule<Usrloc>({
         const now = ul.now();
         for (const d of [...ul.domains.values()].sort((a, b) => a.name.localeCompare(b.name))) {
           data[d.name] = {};
-          lines.push(
-            `Domain: '${d.name}' users=${d.records.size} contacts=${d.contactCount} expired=${d.expired}`,
-          );
-          for (const [aor, r] of d.records) {
-            const live = r.contacts.filter((c) => isValid(c, now));
+          lines.push(`Domain: '${d.name}' users=${d.size} contacts=${d.contactCount} expired=${d.expired}`);
+          for (const aor of d.aors()) {
+            const live = d.all(aor).filter((c) => isValid(c, now));
             if (live.length === 0) continue;
             lines.push(`  AOR: ${aor}`);
             data[d.name][aor] = live.map((c) => ({ ...c, expiresIn: remaining(c, now, ul.uptime()) }));

@@ -2,9 +2,11 @@
  * The in-memory user location store: location domains ("tables") holding records
  * keyed by address-of-record, each with its contacts (bindings).
  *
- * Kept small on purpose: a contact is one plain object with numbers and strings
- * (user agents and sockets are interned, most phones of a site share a few values);
- * a record is an array of contacts; a domain is a Map from AOR to record.
+ * Kept small on purpose (docs/performance.md, memory): a stored contact is one object of
+ * a single class (Binding) with small integers and strings (user agents and sockets are
+ * interned, most phones of a site share a few values); the contacts of an AOR are a chain
+ * of Bindings, and a domain is a Map from AOR to the first one. No record object and no
+ * array per AOR: most AORs have one contact, and those two cost more than the contact.
  * Expiry is by absolute time: a contact whose `expires` has passed is invisible at
  * once and removed by the periodic sweep.
  */
@@ -39,11 +41,6 @@ export interface UContact {
   flags: number;
   /** when the binding was last written, unix milliseconds */
   lastModified: number;
-}
-
-export interface URecord {
-  readonly aor: string;
-  contacts: UContact[];
 }
 
 const interned = new Map<string, string>();
@@ -95,9 +92,71 @@ export function sortContacts(list: UContact[], descTimeOrder = false): UContact[
   });
 }
 
+/**
+ * A stored contact. The store copies what it is given into one of these, so every stored
+ * contact has the same shape, whole-second expiry (a small integer, as SER's time_t) and
+ * strings that do not pin the message they came from. The link to the AOR's next contact
+ * is private: spreading or serialising a Binding gives the UContact fields only.
+ */
+class Binding implements UContact {
+  uri: string;
+  expires: number;
+  q: number;
+  callId: string;
+  cseq: number;
+  userAgent: string;
+  received: string | undefined;
+  path: string | undefined;
+  socket: string | undefined;
+  flags: number;
+  lastModified: number;
+  #next: Binding | undefined = undefined;
+
+  constructor(c: UContact) {
+    this.uri = detach(c.uri);
+    // 0 stays 0 (permanent); otherwise the nearest whole second
+    this.expires = Math.round(c.expires);
+    this.q = c.q;
+    this.callId = detach(c.callId);
+    this.cseq = c.cseq;
+    this.userAgent = c.userAgent;
+    this.received = detach(c.received);
+    this.path = detach(c.path);
+    this.socket = c.socket;
+    this.flags = c.flags;
+    this.lastModified = c.lastModified;
+  }
+
+  /**
+   * A re-registration of the same URI: the stored object takes the new values, so a
+   * refresh leaves nothing new behind for the GC (strings are copied only when they change).
+   */
+  update(c: UContact): void {
+    this.expires = Math.round(c.expires);
+    this.q = c.q;
+    if (c.callId !== this.callId) this.callId = detach(c.callId);
+    this.cseq = c.cseq;
+    this.userAgent = c.userAgent;
+    if (c.received !== this.received) this.received = detach(c.received);
+    if (c.path !== this.path) this.path = detach(c.path);
+    this.socket = c.socket;
+    this.flags = c.flags;
+    this.lastModified = c.lastModified;
+  }
+
+  static next(b: Binding): Binding | undefined {
+    return b.#next;
+  }
+
+  static link(b: Binding, next: Binding | undefined): void {
+    b.#next = next;
+  }
+}
+
 /** One location table. */
 export class UDomain {
-  readonly records = new Map<string, URecord>();
+  /** AOR → its first contact (the others follow through Binding.next) */
+  private readonly records = new Map<string, Binding>();
   /** contacts removed by expiry since start (SER's "Expired" column) */
   expired = 0;
   /** contacts in memory */
@@ -111,17 +170,40 @@ export class UDomain {
 
   constructor(readonly name: string) {}
 
-  get(aor: string): URecord | undefined {
-    return this.records.get(aor);
+  /** registered AORs (SER's "users") */
+  get size(): number {
+    return this.records.size;
+  }
+
+  /** Has the AOR any contact in memory (expired ones included until the sweep)? */
+  has(aor: string): boolean {
+    return this.records.has(aor);
+  }
+
+  /** The AORs in memory. */
+  aors(): IterableIterator<string> {
+    return this.records.keys();
+  }
+
+  /** Every contact of an AOR in memory, expired ones included, in storage order. */
+  all(aor: string): UContact[] {
+    const out: UContact[] = [];
+    for (let b = this.records.get(aor); b !== undefined; b = Binding.next(b)) out.push(b);
+    return out;
+  }
+
+  /** The contact of an AOR with exactly this URI. */
+  find(aor: string, uri: string): UContact | undefined {
+    for (let b = this.records.get(aor); b !== undefined; b = Binding.next(b)) if (b.uri === uri) return b;
+    return undefined;
   }
 
   /** The valid contacts of an AOR, in lookup order. */
   valid(aor: string, now: number, descTimeOrder = false): UContact[] {
-    const r = this.records.get(aor);
-    if (!r) return [];
     const out: UContact[] = [];
-    for (const c of r.contacts) if (isValid(c, now)) out.push(c);
-    return sortContacts(out, descTimeOrder);
+    for (let b = this.records.get(aor); b !== undefined; b = Binding.next(b))
+      if (isValid(b, now)) out.push(b);
+    return out.length > 1 ? sortContacts(out, descTimeOrder) : out;
   }
 
   markDirty(aor: string, uri: string): void {
@@ -130,47 +212,49 @@ export class UDomain {
     s.add(uri);
   }
 
-  /** Adds or replaces the contact with the same URI. */
+  /** Adds the contact, or updates the stored one with the same URI (the store keeps its own copy). */
   put(aor: string, c: UContact): void {
-    c.uri = detach(c.uri);
-    c.callId = detach(c.callId);
-    c.received = detach(c.received);
-    c.path = detach(c.path);
-    const r = this.records.get(aor);
-    if (!r) {
-      // an array literal of one: push() onto [] would reserve room for 17
-      aor = detach(aor);
-      this.records.set(aor, { aor, contacts: [c] });
+    const head = this.records.get(aor);
+    if (head === undefined) {
+      this.records.set(detach(aor), new Binding(c));
       this.contactCount++;
       return;
     }
-    const i = r.contacts.findIndex((x) => x.uri === c.uri);
-    if (i >= 0) r.contacts[i] = c;
-    else {
-      r.contacts.push(c);
-      this.contactCount++;
+    let last = head;
+    for (let b: Binding | undefined = head; b !== undefined; b = Binding.next(b)) {
+      if (b === c) return;
+      if (b.uri === c.uri) {
+        b.update(c);
+        return;
+      }
+      last = b;
     }
+    Binding.link(last, new Binding(c));
+    this.contactCount++;
   }
 
   /** Removes one contact; true when it was there. */
   remove(aor: string, uri: string): boolean {
-    const r = this.records.get(aor);
-    if (!r) return false;
-    const i = r.contacts.findIndex((x) => x.uri === uri);
-    if (i < 0) return false;
-    r.contacts.splice(i, 1);
-    this.contactCount--;
-    if (r.contacts.length === 0) this.records.delete(aor);
-    return true;
+    let prev: Binding | undefined;
+    for (let b = this.records.get(aor); b !== undefined; prev = b, b = Binding.next(b)) {
+      if (b.uri !== uri) continue;
+      const next = Binding.next(b);
+      if (prev !== undefined) Binding.link(prev, next);
+      else if (next !== undefined) this.records.set(aor, next);
+      else this.records.delete(aor);
+      this.contactCount--;
+      return true;
+    }
+    return false;
   }
 
   /** Removes every contact of an AOR; returns their URIs. */
   removeAll(aor: string): string[] {
-    const r = this.records.get(aor);
-    if (!r) return [];
+    const uris: string[] = [];
+    for (let b = this.records.get(aor); b !== undefined; b = Binding.next(b)) uris.push(b.uri);
     this.records.delete(aor);
-    this.contactCount -= r.contacts.length;
-    return r.contacts.map((c) => c.uri);
+    this.contactCount -= uris.length;
+    return uris;
   }
 
   /**
@@ -179,19 +263,25 @@ export class UDomain {
    */
   sweep(now: number, onExpired?: (aor: string, c: UContact) => void): number {
     let n = 0;
-    for (const [aor, r] of this.records) {
-      let keep = 0;
-      const list = r.contacts;
-      for (let i = 0; i < list.length; i++) {
-        const c = list[i];
-        if (isValid(c, now)) list[keep++] = c;
-        else {
+    for (const [aor, head] of this.records) {
+      let first: Binding | undefined;
+      let last: Binding | undefined;
+      for (let b: Binding | undefined = head; b !== undefined; ) {
+        const next = Binding.next(b);
+        if (isValid(b, now)) {
+          if (last === undefined) first = b;
+          else Binding.link(last, b);
+          last = b;
+        } else {
           n++;
-          onExpired?.(aor, c);
+          onExpired?.(aor, b);
         }
+        b = next;
       }
-      list.length = keep;
-      if (keep === 0) this.records.delete(aor);
+      if (last !== undefined) Binding.link(last, undefined);
+      // deleting or setting the current key while iterating a Map is allowed
+      if (first === undefined) this.records.delete(aor);
+      else if (first !== head) this.records.set(aor, first);
     }
     this.contactCount -= n;
     this.expired += n;

@@ -202,8 +202,7 @@ export class Usrloc {
     for (const r of rows) {
       const { aor, c } = this.fromRow(r);
       if (!isValid(c, now)) continue;
-      const rec = d.get(aor);
-      if (rec?.contacts.some((x) => x.uri === c.uri) || d.dirty.get(aor)?.has(c.uri)) continue;
+      if (d.find(aor, c.uri) || d.dirty.get(aor)?.has(c.uri)) continue;
       d.put(aor, c);
       n++;
     }
@@ -320,14 +319,14 @@ export class Usrloc {
     if (this.mode === 3) return;
     const d = await this.domain(table);
     for (const uri of ch.del) d.remove(aor, uri);
-    for (const c of ch.put) d.put(aor, { ...c });
+    for (const c of ch.put) d.put(aor, c);
   }
 
   /** Every binding in memory as changes, for a restarted worker. */
   snapshot(): { table: string; aor: string; put: UContact[]; del: string[] }[] {
     const out: { table: string; aor: string; put: UContact[]; del: string[] }[] = [];
     for (const d of this.domains.values())
-      for (const r of d.records.values()) out.push({ table: d.name, aor: r.aor, put: r.contacts, del: [] });
+      for (const aor of d.aors()) out.push({ table: d.name, aor, put: d.all(aor), del: [] });
     return out;
   }
 
@@ -397,11 +396,10 @@ export class Usrloc {
 
   /** Makes the rows of these contact URIs match memory: replace if present, delete if gone. */
   private async writeCurrent(q: Queryable, d: UDomain, aor: string, uris: Iterable<string>): Promise<void> {
-    const rec = d.get(aor);
     const put: UContact[] = [];
     const del: string[] = [];
     for (const u of uris) {
-      const c = rec?.contacts.find((x) => x.uri === u);
+      const c = d.find(aor, u);
       if (c) put.push(c);
       else del.push(u);
     }
