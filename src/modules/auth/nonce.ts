@@ -10,7 +10,8 @@
  * 48 characters like SER's. SER signed with MD5(expiry + secret); an HMAC is the sound way
  * to key a hash, and the nonce stays opaque to the UA either way.
  */
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { randomHex } from '../../core/random.js';
 
 export const NONCE_LEN = 48;
 
@@ -34,9 +35,9 @@ export class NonceSigner {
 
   /** A new nonce valid until `expires` (Unix seconds). */
   issue(expires: number): string {
-    const rnd = randomBytes(4);
-    if (this.worker !== undefined) rnd[0] = this.worker & 0xff;
-    const head = (expires >>> 0).toString(16).padStart(8, '0') + rnd.toString('hex');
+    let rnd = randomHex(4);
+    if (this.worker !== undefined) rnd = (this.worker & 0xff).toString(16).padStart(2, '0') + rnd.slice(2);
+    const head = (expires >>> 0).toString(16).padStart(8, '0') + rnd;
     return head + this.mac(head);
   }
 
