@@ -49,6 +49,13 @@ export interface MsgContext {
   lastError: { code: number; reason: string } | undefined;
   /** set by `drop`: a reply is not forwarded, a branch is not sent */
   drop: boolean;
+  /**
+   * tm's slots for this message (its transaction, and t_on_failure/t_on_reply armed before
+   * there is one). Fields, not WeakMaps keyed by the context: a WeakMap entry per message
+   * costs every GC ephemeron work (docs/performance.md).
+   */
+  tmCell?: unknown;
+  tmArmed?: { failure?: string; reply?: string };
 }
 
 /** AVP holding header lines for the next local reply (textops' append_to_reply), latest first */

@@ -15,6 +15,8 @@ export class MessageContext implements MsgContext {
   drop = false;
   /** TCP connection the message arrived on, for replies */
   connId: number | undefined;
+  tmCell: unknown = undefined;
+  tmArmed: { failure?: string; reply?: string } | undefined = undefined;
 
   constructor(
     readonly msg: SipMessage,

@@ -188,6 +188,8 @@ export class SipMessage {
   private viaC: Via[] | undefined;
   private fromC: Address | undefined;
   private toC: Address | undefined;
+  /** rr's record_route() mark for this message (a field, not a WeakMap entry per message) */
+  rrMark: unknown = undefined;
 
   /** @internal use parseMessage() */
   constructor(

@@ -65,11 +65,23 @@ interface Destination {
 export class TransactionManager implements TmApi {
   readonly server: TransactionTable<Cell> = new MapTable<Cell>();
   readonly clients: TransactionTable<ClientTransaction> = new MapTable<ClientTransaction>();
-  private readonly byCtx = new WeakMap<MsgContext, Cell>();
+  /** a context's transaction, kept on the context itself (MsgContext.tmCell) */
+  private readonly byCtx = {
+    has: (ctx: MsgContext): boolean => ctx.tmCell !== undefined,
+    get: (ctx: MsgContext): Cell | undefined => ctx.tmCell as Cell | undefined,
+    set: (ctx: MsgContext, cell: Cell): void => {
+      ctx.tmCell = cell;
+    },
+  };
   /** INVITE cells that relayed a 2xx, by Call-ID/From-tag/CSeq, for the ACK callbacks */
   private readonly accepted = new Map<string, Cell>();
   /** t_on_failure / t_on_reply armed before the transaction exists */
-  private readonly armed = new WeakMap<MsgContext, { failure?: string; reply?: string }>();
+  private readonly armed = {
+    get: (ctx: MsgContext) => ctx.tmArmed,
+    set: (ctx: MsgContext, a: { failure?: string; reply?: string }): void => {
+      ctx.tmArmed = a;
+    },
+  };
   private readonly completedCbs: ((ev: TmCompletion) => void)[] = [];
   private readonly e2eAckCbs: ((ev: TmE2eAck) => void)[] = [];
   readonly stats: TmStats = { total: 0, local: 0, replied_localy: 0, completed: [0, 0, 0, 0, 0, 0, 0] };

@@ -38,7 +38,14 @@ export interface RrMark {
   readonly ftag: string | undefined;
 }
 
-const marks = new WeakMap<SipMessage, RrMark>();
+/** record_route()'s mark lives on the message itself (SipMessage.rrMark) */
+const marks = {
+  get: (msg: SipMessage): RrMark | undefined => msg.rrMark as RrMark | undefined,
+  has: (msg: SipMessage): boolean => msg.rrMark !== undefined,
+  set: (msg: SipMessage, m: RrMark): void => {
+    msg.rrMark = m;
+  },
+};
 
 export function markOf(msg: SipMessage): RrMark | undefined {
   return marks.get(msg);
