@@ -7,12 +7,15 @@
  * runs one on its own when idle (Chrome does, from idle-time notifications). So a server
  * would keep the burst's 32 MB for good.
  *
- * How: every `intervalMs` we compare the message counter with the last look. After one
- * quiet interval (fewer than `quietPerSec` messages a second) with a new space larger than
- * `minNewSpace`, we run a few young-generation GCs `stepMs` apart — V8 keeps the allocation
+ * How: every `intervalMs` we compare the message counter with the last look. After
+ * `quietMs` of quiet (fewer than `quietPerSec` messages a second) with a new space larger
+ * than `minNewSpace`, we run a few young-generation GCs `stepMs` apart — V8 keeps the allocation
  * rate over its last ten GCs, and these record the quiet — then one full GC, in which V8
  * shrinks the new space and unmaps the freed semi-space pages. Traffic coming back stops the
- * sequence; after a sequence we wait for traffic before trying again. (Empirical, on Node
+ * sequence; after a sequence we wait for traffic before trying again.
+ * Why wait 5 s: a shrunk new space grows back only as objects survive, and until it has,
+ * each message costs more CPU (a REGISTER about 25 % at 1 MB). Short lulls between bursts
+ * must not pay that; V8's own memory reducer (Chrome) likewise waits about 8 s. (Empirical, on Node
  * 20's V8: after a large burst the first full GC may still see the burst's rate, so up to
  * `maxMajors` full GCs run, 50 ms apart, until the new space is small.)
  * Global option `release_idle_memory = no` turns this off. See docs/performance.md (memory).
@@ -34,6 +37,8 @@ export interface HeapReleaseHooks {
 
 export interface HeapReleaseOptions {
   intervalMs: number;
+  /** how long traffic must stay below quietPerSec before the release */
+  quietMs: number;
   quietPerSec: number;
   minNewSpace: number;
   /** young-generation GCs before the full one (V8's allocation-rate window holds ten) */
@@ -45,6 +50,7 @@ export interface HeapReleaseOptions {
 
 export const HEAP_RELEASE_DEFAULTS: HeapReleaseOptions = {
   intervalMs: 500,
+  quietMs: 5000,
   quietPerSec: 100,
   minNewSpace: 4 << 20,
   minorGcs: 11,
@@ -81,6 +87,8 @@ export class HeapRelease {
   private lastAt = 0;
   /** a sequence ran since traffic last came: do not repeat it while the server stays idle */
   private done = false;
+  /** since when the traffic has been quiet (-1: not quiet at the last look) */
+  private quietSince = -1;
   private step = -1;
   /** how many sequences ran to the end */
   released = 0;
@@ -109,6 +117,7 @@ export class HeapRelease {
     if (!this.gc || this.timer !== undefined) return;
     this.last = this.hooks.count();
     this.lastAt = now;
+    this.quietSince = -1;
     this.arm(this.o.intervalMs);
   }
 
@@ -128,7 +137,8 @@ export class HeapRelease {
   tick(now = Date.now()): void {
     this.timer = undefined;
     const n = this.hooks.count();
-    const secs = Math.max(now - this.lastAt, 1) / 1000;
+    const prevAt = this.lastAt;
+    const secs = Math.max(now - prevAt, 1) / 1000;
     const quiet = (n - this.last) / secs < this.o.quietPerSec;
     this.last = n;
     this.lastAt = now;
@@ -136,9 +146,12 @@ export class HeapRelease {
       // traffic: forget the last release, abandon a sequence under way
       this.done = false;
       this.step = -1;
+      this.quietSince = -1;
       this.arm(this.o.intervalMs);
       return;
     }
+    // quiet since the previous look
+    if (this.quietSince < 0) this.quietSince = prevAt;
     if (this.step >= 0) {
       this.step++;
       if (this.step <= this.o.minorGcs) {
@@ -158,7 +171,7 @@ export class HeapRelease {
       this.step = -1;
       this.done = true;
       this.released++;
-    } else if (!this.done && this.size() > this.o.minNewSpace) {
+    } else if (!this.done && now - this.quietSince >= this.o.quietMs && this.size() > this.o.minNewSpace) {
       this.step = 0;
       this.arm(this.o.stepMs);
       return;

@@ -36,6 +36,11 @@ function rig(newSpace = 32 << 20, shrinksOnMajor = 1) {
     grow() {
       space = 32 << 20;
     },
+    /** runs looks until the sequence starts (5 s of quiet); returns how many looks that took */
+    untilStart(): number {
+      for (let k = 1; k <= 100; k++) if (this.next() === 50) return k;
+      return -1;
+    },
     /** runs the armed timer after its delay; returns the delay of the timer armed next */
     next(): number {
       assert.ok(pending, 'a timer is armed');
@@ -57,16 +62,27 @@ describe('heap release (young generation back after a burst)', () => {
     assert.equal(r.next(), 500); // busy interval: nothing
     assert.deepEqual(r.calls, []);
     r.traffic(2);
-    assert.equal(r.next(), 50); // quiet: the sequence starts
+    // quiet from here: 5 s of it (ten looks) before the sequence starts
+    assert.equal(r.untilStart(), 10);
     for (let i = 0; i < 11; i++) assert.equal(r.next(), 50);
     assert.equal(r.next(), 500); // the major GC, then back to looking
     assert.deepEqual(r.calls, [...Array(11).fill('minor'), 'major']);
     assert.equal(r.hr.released, 1);
   });
 
+  it('a lull shorter than 5 s releases nothing', () => {
+    const r = rig();
+    for (let burst = 0; burst < 4; burst++) {
+      r.traffic(5000);
+      r.next();
+      for (let i = 0; i < 8; i++) assert.equal(r.next(), 500); // 4 s of quiet
+    }
+    assert.deepEqual(r.calls, []);
+  });
+
   it('does not repeat while idle, and runs again after the next burst', () => {
     const r = rig();
-    r.next();
+    r.untilStart();
     for (let i = 0; i < 12; i++) r.next();
     assert.equal(r.hr.released, 1);
     r.grow(); // pretend V8 did not shrink it: still no repeat without traffic
@@ -74,14 +90,14 @@ describe('heap release (young generation back after a burst)', () => {
     assert.equal(r.calls.length, 12);
     r.traffic(10_000);
     r.next();
-    r.next();
+    assert.equal(r.untilStart(), 10);
     for (let i = 0; i < 12; i++) r.next();
     assert.equal(r.hr.released, 2);
   });
 
   it('traffic coming back stops a sequence under way', () => {
     const r = rig();
-    r.next();
+    r.untilStart();
     r.next();
     r.next();
     assert.deepEqual(r.calls, ['minor', 'minor']);
@@ -93,13 +109,13 @@ describe('heap release (young generation back after a burst)', () => {
 
   it('repeats the full GC (at most 3) while V8 keeps the new space large', () => {
     const r = rig(32 << 20, 2);
-    r.next();
+    r.untilStart();
     for (let i = 0; i < 11; i++) r.next();
     assert.equal(r.next(), 50); // first major: still large
     assert.equal(r.next(), 500); // second major: released
     assert.deepEqual(r.calls.slice(11), ['major', 'major']);
     const stuck = rig(32 << 20, 99);
-    stuck.next();
+    stuck.untilStart();
     for (let i = 0; i < 13; i++) stuck.next();
     assert.equal(stuck.next(), 500);
     assert.deepEqual(stuck.calls.slice(11), ['major', 'major', 'major']);
@@ -108,7 +124,7 @@ describe('heap release (young generation back after a burst)', () => {
 
   it('leaves a small new space alone', () => {
     const r = rig(1 << 20);
-    for (let i = 0; i < 4; i++) assert.equal(r.next(), 500);
+    for (let i = 0; i < 20; i++) assert.equal(r.next(), 500);
     assert.deepEqual(r.calls, []);
   });
 
@@ -122,7 +138,7 @@ describe('heap release (young generation back after a burst)', () => {
       // many survivors make V8 grow its semi-spaces
       while (Date.now() - t0 < 1500 && keep.length < 3e6) keep.push({ a: keep.length, b: 'x' + keep.length });
       const grown = newSpaceSize();
-      const hr = new HeapRelease({ count: () => 0 });
+      const hr = new HeapRelease({ count: () => 0 }, { quietMs: 500 });
       hr.start();
       await new Promise((res) => { const i = setInterval(() => { if (hr.released > 0) { clearInterval(i); res(); } }, 50); });
       hr.stop();

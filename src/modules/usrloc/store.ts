@@ -21,27 +21,8 @@ export const Q_UNSPECIFIED = -1;
 /** seconds SER shows as the remaining time of a permanent contact, minus the uptime */
 export const PERMANENT_SHOWN = 1 << 30;
 
-export interface UContact {
-  /** the contact URI as registered */
-  uri: string;
-  /** absolute expiry, unix seconds; 0 for a permanent contact (FL_PERMANENT) */
-  expires: number;
-  /** thousandths, Q_UNSPECIFIED when the REGISTER gave none */
-  q: number;
-  callId: string;
-  cseq: number;
-  userAgent: string;
-  /** source address of the REGISTER for NATed phones (sip:ip:port), when known */
-  received: string | undefined;
-  /** RFC 3327 Path of the REGISTER, when one was given */
-  path: string | undefined;
-  /** the local socket the REGISTER came in on, "udp:1.2.3.4:5060" */
-  socket: string | undefined;
-  /** FL_NAT, FL_PERMANENT, … */
-  flags: number;
-  /** when the binding was last written, unix milliseconds */
-  lastModified: number;
-}
+/** A contact (binding): the fields of a stored one, without its link to the next. */
+export type UContact = Omit<Binding, 'update'>;
 
 const interned = new Map<string, string>();
 /** One shared copy of a string that repeats across many contacts (user agent, socket). */
@@ -97,18 +78,27 @@ export function sortContacts(list: UContact[], descTimeOrder = false): UContact[
  * contact has the same shape, whole-second expiry (a small integer, as SER's time_t) and
  * strings that do not pin the message they came from. The link to the AOR's next contact
  * is private: spreading or serialising a Binding gives the UContact fields only.
+ * (Exported only as the UContact type.)
  */
-class Binding implements UContact {
+class Binding {
+  /** the contact URI as registered */
   uri: string;
+  /** absolute expiry, unix seconds; 0 for a permanent contact (FL_PERMANENT) */
   expires: number;
+  /** thousandths, Q_UNSPECIFIED when the REGISTER gave none */
   q: number;
   callId: string;
   cseq: number;
   userAgent: string;
+  /** source address of the REGISTER for NATed phones (sip:ip:port), when known */
   received: string | undefined;
+  /** RFC 3327 Path of the REGISTER, when one was given */
   path: string | undefined;
+  /** the local socket the REGISTER came in on, "udp:1.2.3.4:5060" */
   socket: string | undefined;
+  /** FL_NAT, FL_PERMANENT, … */
   flags: number;
+  /** when the binding was last written, unix milliseconds */
   lastModified: number;
   #next: Binding | undefined = undefined;
 
