@@ -18,7 +18,7 @@
  * must not pay that; V8's own memory reducer (Chrome) likewise waits about 8 s. (Empirical, on Node
  * 20's V8: after a large burst the first full GC may still see the burst's rate, so up to
  * `maxMajors` full GCs run, 50 ms apart, until the new space is small.)
- * Global option `release_idle_memory = no` turns this off. See docs/performance.md (memory).
+ * Off by default; global option `release_idle_memory = yes` turns it on. See docs/performance.md (memory).
  */
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';

@@ -67,7 +67,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   {
     name: 'release_idle_memory',
     type: 'bool',
-    default: true,
+    default: false,
     description:
       'after a burst of traffic, give the grown V8 young generation back once it is quiet (not in SER)',
   },
