@@ -58,12 +58,22 @@ export interface MsgContext {
   tmArmed?: { failure?: string; reply?: string };
 }
 
+/**
+ * The values of one AVP without creating the context's AVP map: `ctx.avps` makes the map on
+ * first use, and most messages never set an AVP, so a read on the hot path (every local reply
+ * asks for append_to_reply's lines) must not allocate one.
+ */
+export function avpOf(ctx: MsgContext, name: string): AvpValue[] | undefined {
+  const peek = (ctx as { peekAvp?: (n: string) => AvpValue[] | undefined }).peekAvp;
+  return peek !== undefined ? peek.call(ctx, name) : ctx.avps.get(name);
+}
+
 /** AVP holding header lines for the next local reply (textops' append_to_reply), latest first */
 export const REPLY_HF_AVP = 'textops/reply_hf';
 
 /** The header lines queued by append_to_reply(), in the order the script added them. */
 export function replyHeaders(ctx: MsgContext): string[] {
-  const v = ctx.avps.get(REPLY_HF_AVP);
+  const v = avpOf(ctx, REPLY_HF_AVP);
   if (v === undefined || v.length === 0) return [];
   const out: string[] = [];
   for (let i = v.length - 1; i >= 0; i--) out.push(String(v[i]));

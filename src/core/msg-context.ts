@@ -30,6 +30,11 @@ export class MessageContext implements MsgContext {
     this.connId = connId;
   }
 
+  /** one AVP's values without creating the map (see avpOf) */
+  peekAvp(name: string): AvpValue[] | undefined {
+    return this.avpMap?.get(name);
+  }
+
   /** created on first use: most messages never touch AVPs */
   get avps(): Map<string, AvpValue[]> {
     if (!this.avpMap) this.avpMap = new Map();

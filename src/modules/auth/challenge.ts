@@ -2,7 +2,7 @@
  * www_challenge / proxy_challenge: a 401 with WWW-Authenticate or a 407 with
  * Proxy-Authenticate carrying a fresh nonce (RFC 3261 §22.1, §22.3).
  */
-import type { MsgContext } from '../../core/context.js';
+import { avpOf, type MsgContext } from '../../core/context.js';
 import { L_ERR } from '../../core/log.js';
 import { formatChallenge } from '../../sip/digest.js';
 import { defaultRealm } from './authorize.js';
@@ -46,7 +46,7 @@ export function challengeHeaders(
   realm: string,
   qop: readonly string[],
 ): string[] {
-  const stale = (ctx.avps.get(AUTH_STALE_AVP)?.length ?? 0) > 0;
+  const stale = (avpOf(ctx, AUTH_STALE_AVP)?.length ?? 0) > 0;
   const name = kind === 'www' ? 'WWW-Authenticate' : 'Proxy-Authenticate';
   const expires = Math.floor(st.wallMs() / 1000) + st.nonceExpire;
   return st.algorithms.map(

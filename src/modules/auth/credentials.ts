@@ -7,7 +7,7 @@
  * request into tm's transaction, failure_route and acc without any extra plumbing.
  * Read it with authorizedCredentials(ctx); never write the AVPs directly.
  */
-import type { MsgContext } from '../../core/context.js';
+import { avpOf, type MsgContext } from '../../core/context.js';
 
 /** digest username exactly as the UA sent it (may be "user@domain") */
 export const AUTH_USER_AVP = 'auth/username';
@@ -31,8 +31,8 @@ export interface AuthorizedCredentials {
 
 /** The credentials the last successful authorization of this request accepted, if any. */
 export function authorizedCredentials(ctx: MsgContext): AuthorizedCredentials | undefined {
-  const u = ctx.avps.get(AUTH_USER_AVP);
-  const r = ctx.avps.get(AUTH_REALM_AVP);
+  const u = avpOf(ctx, AUTH_USER_AVP);
+  const r = avpOf(ctx, AUTH_REALM_AVP);
   if (!u || u.length === 0 || !r || r.length === 0) return undefined;
   const username = String(u[0]);
   const at = username.indexOf('@');

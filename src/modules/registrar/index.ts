@@ -7,7 +7,7 @@
 import { hash, randomBytes } from 'node:crypto';
 import type { CoreApi } from '../../core/api.js';
 import { MAX_BRANCHES } from '../../core/actions.js';
-import type { MsgContext } from '../../core/context.js';
+import { avpOf, type MsgContext } from '../../core/context.js';
 import { L_DBG, L_ERR } from '../../core/log.js';
 import {
   type ArgSpec,
@@ -191,13 +191,13 @@ export function processRegister(
       if (o.natFlag >= 0 && (ctx.flags & (1 << o.natFlag)) !== 0) flags |= FL_NAT;
       let received: string | undefined;
       if (o.receivedAvp) {
-        const v = ctx.avps.get(o.receivedAvp) ?? ctx.avps.get(o.receivedAvp.replace(/^[si]:/, ''));
+        const v = avpOf(ctx, o.receivedAvp) ?? avpOf(ctx, o.receivedAvp.replace(/^[si]:/, ''));
         if (v && v.length > 0) received = String(v[0]);
       }
       const pathValues = msg.values('path');
       const path = pathValues.length > 0 ? pathValues.join(',') : undefined;
       const ua = (msg.header('user-agent') ?? '').slice(0, MAX_COLUMN);
-      const socket = intern(`${ctx.dst.proto}:${ctx.dst.ip}:${ctx.dst.port}`);
+      const socket = socketName(ctx.dst);
       for (const w of wants) {
         const uri = w.c.uri;
         const old = cur.find((b) => b.uri === uri) ?? cur.find((b) => uriEquals(b.uri, uri));
@@ -254,6 +254,17 @@ export function processRegister(
     if (ch) await ul.apply(table, aor, ch);
     return res;
   });
+}
+
+let lastDst: MsgContext['dst'] | undefined;
+let lastSocket = '';
+/** "udp:1.2.3.4:5060" of the socket a REGISTER came in on; UDP's endpoint object is one per socket */
+function socketName(dst: MsgContext['dst']): string {
+  if (dst !== lastDst) {
+    lastSocket = intern(`${dst.proto}:${dst.ip}:${dst.port}`);
+    lastDst = dst;
+  }
+  return lastSocket;
 }
 
 function toTag(st: RegistrarState, ctx: MsgContext): string {

@@ -4,7 +4,7 @@
  * check_route_param(), is_direction().
  */
 import type { CoreApi } from '../../core/api.js';
-import type { MsgContext } from '../../core/context.js';
+import { avpOf, type MsgContext } from '../../core/context.js';
 import { type ArgSpec, defineModule, FixupError, type ParamSpec } from '../../core/module.js';
 import * as A from '../../script/args.js';
 import { parseUri } from '../../sip/uri.js';
@@ -71,7 +71,7 @@ const presetArg: ArgSpec<string> = {
 const PENDING_AVP = 'rr/pending_params';
 
 function pending(ctx: MsgContext): string {
-  const v = ctx.avps.get(PENDING_AVP);
+  const v = avpOf(ctx, PENDING_AVP);
   return v === undefined ? '' : String(v[0]);
 }
 
@@ -132,7 +132,7 @@ export default defineModule<RrState>({
       signatures: [[A.regex('regex')]],
       routes: ['request'],
       run(ctx, _st, re: RegExp) {
-        const p = ctx.avps.get(ROUTE_PARAMS_AVP)?.[0];
+        const p = avpOf(ctx, ROUTE_PARAMS_AVP)?.[0];
         return p !== undefined && re.test(String(p)) ? 1 : -1;
       },
     },

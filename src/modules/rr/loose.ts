@@ -2,7 +2,7 @@
  * loose_route(): Route processing of a proxy (RFC 3261 §16.4 and §16.12), as SER's rr does it.
  */
 import type { CoreApi } from '../../core/api.js';
-import type { MsgContext } from '../../core/context.js';
+import { avpOf, type MsgContext } from '../../core/context.js';
 import { SipParseError } from '../../sip/errors.js';
 import type { NameAddr } from '../../sip/message.js';
 import { parseUri, type SipUri, uriParam } from '../../sip/uri.js';
@@ -135,7 +135,7 @@ export function looseRoute(core: CoreApi, ctx: MsgContext): number {
 
 /** SER's is_direction(): the From tag recorded in our Route entry tells which side sent the request. */
 export function direction(ctx: MsgContext): 'downstream' | 'upstream' | undefined {
-  const params = ctx.avps.get(ROUTE_PARAMS_AVP)?.[0];
+  const params = avpOf(ctx, ROUTE_PARAMS_AVP)?.[0];
   if (params === undefined) return undefined;
   const m = /;ftag=([^;]*)/i.exec(String(params));
   if (!m) return undefined;
