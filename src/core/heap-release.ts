@@ -10,7 +10,7 @@
  * How: every `intervalMs` we compare the message counter with the last look. After
  * `quietMs` of quiet (fewer than `quietPerSec` messages a second) with a new space larger
  * than `minNewSpace`, we run a few young-generation GCs `stepMs` apart — V8 keeps the allocation
- * rate over its last ten GCs, and these record the quiet — then one full GC, in which V8
+ * rate over its last ten GCs, and these record the quiet — then full GCs, in which V8
  * shrinks the new space and unmaps the freed semi-space pages. Traffic coming back stops the
  * sequence; after a sequence we wait for traffic before trying again.
  * Why wait 5 s: a shrunk new space grows back only as objects survive, and until it has,
@@ -106,11 +106,6 @@ export class HeapRelease {
     this.size = hooks.newSpaceSize ?? newSpaceSize;
     this.later = hooks.setTimeout ?? ((fn, ms) => setTimeout(fn, ms));
     this.cancel = hooks.clearTimeout ?? ((t) => clearTimeout(t as NodeJS.Timeout));
-  }
-
-  /** false when V8's gc() could not be had (then start() does nothing) */
-  get available(): boolean {
-    return this.gc !== undefined;
   }
 
   start(now = Date.now()): void {

@@ -65,23 +65,10 @@ interface Destination {
 export class TransactionManager implements TmApi {
   readonly server: TransactionTable<Cell> = new MapTable<Cell>();
   readonly clients: TransactionTable<ClientTransaction> = new MapTable<ClientTransaction>();
-  /** a context's transaction, kept on the context itself (MsgContext.tmCell) */
-  private readonly byCtx = {
-    has: (ctx: MsgContext): boolean => ctx.tmCell !== undefined,
-    get: (ctx: MsgContext): Cell | undefined => ctx.tmCell as Cell | undefined,
-    set: (ctx: MsgContext, cell: Cell): void => {
-      ctx.tmCell = cell;
-    },
-  };
+
   /** INVITE cells that relayed a 2xx, by Call-ID/From-tag/CSeq, for the ACK callbacks */
   private readonly accepted = new Map<string, Cell>();
-  /** t_on_failure / t_on_reply armed before the transaction exists */
-  private readonly armed = {
-    get: (ctx: MsgContext) => ctx.tmArmed,
-    set: (ctx: MsgContext, a: { failure?: string; reply?: string }): void => {
-      ctx.tmArmed = a;
-    },
-  };
+
   private readonly completedCbs: ((ev: TmCompletion) => void)[] = [];
   private readonly e2eAckCbs: ((ev: TmE2eAck) => void)[] = [];
   readonly stats: TmStats = { total: 0, local: 0, replied_localy: 0, completed: [0, 0, 0, 0, 0, 0, 0] };
@@ -117,12 +104,12 @@ export class TransactionManager implements TmApi {
   }
 
   hasTransaction(ctx: MsgContext): boolean {
-    return this.byCtx.has(ctx);
+    return ctx.tmCell !== undefined;
   }
 
   /** the transaction of a context (the request's, or the one failure_route runs for) */
   cellOf(ctx: MsgContext): Cell | undefined {
-    return this.byCtx.get(ctx);
+    return ctx.tmCell as Cell | undefined; // kept on the context (MsgContext.tmCell)
   }
 
   get current(): number {
@@ -132,16 +119,16 @@ export class TransactionManager implements TmApi {
   // ------------------------------------------------------------------ script: t_on_failure / t_on_reply
 
   arm(ctx: MsgContext, kind: 'failure' | 'reply', route: string): void {
-    const cell = this.byCtx.get(ctx);
+    const cell = this.cellOf(ctx);
     if (cell) {
       if (kind === 'failure') cell.onFailure = route;
       else cell.onReply = route;
       return;
     }
-    let a = this.armed.get(ctx);
+    let a = ctx.tmArmed;
     if (!a) {
       a = {};
-      this.armed.set(ctx, a);
+      ctx.tmArmed = a;
     }
     a[kind] = route;
   }
@@ -165,14 +152,14 @@ export class TransactionManager implements TmApi {
         ? new InviteServerTransaction(out, this.core.timers, t)
         : new NonInviteServerTransaction(out, this.core.timers, t);
     const cell = new Cell(++this.seq, key, ctx, origin, uas, this.core.clock.now());
-    const a = this.armed.get(ctx);
+    const a = ctx.tmArmed;
     if (a) {
       cell.onFailure = a.failure;
       cell.onReply = a.reply;
     }
     uas.onTerminated = () => this.release(cell);
     this.server.set(key, cell);
-    this.byCtx.set(ctx, cell);
+    ctx.tmCell = cell;
     this.stats.total++;
     return cell;
   }
@@ -208,7 +195,7 @@ export class TransactionManager implements TmApi {
    */
   newtran(ctx: MsgContext): number {
     const msg = ctx.msg;
-    if (this.byCtx.has(ctx)) return this.alreadyInProcess();
+    if (ctx.tmCell !== undefined) return this.alreadyInProcess();
     if (msg.method === 'ACK') return this.absorbAck(msg) ? 0 : 1;
     const key = serverKey(msg);
     const old = this.server.get(key);
@@ -229,7 +216,7 @@ export class TransactionManager implements TmApi {
 
   /** t_reply(code, reason): a stateful reply to the transaction of this context */
   reply(ctx: MsgContext, code: number, reason: string): number {
-    const cell = this.byCtx.get(ctx);
+    const cell = this.cellOf(ctx);
     if (!cell) {
       this.core.log.log(
         L_ERR,
@@ -280,7 +267,7 @@ export class TransactionManager implements TmApi {
       // SER: a CANCEL we have no INVITE for goes on statelessly
       return this.core.forwardRequest(ctx, dest);
     }
-    if (this.byCtx.has(ctx)) return this.alreadyInProcess();
+    if (ctx.tmCell !== undefined) return this.alreadyInProcess();
     const key = serverKey(msg);
     const old = this.server.get(key);
     if (old) {
@@ -312,7 +299,7 @@ export class TransactionManager implements TmApi {
 
   /** failure_route: only the branches appended since the failure are sent (seed 003) */
   private async relayFromFailure(ctx: MsgContext, dest?: RelayDest): Promise<number> {
-    const cell = this.byCtx.get(ctx);
+    const cell = this.cellOf(ctx);
     if (!cell) return -1;
     if (cell.cancelled || cell.got6xx || cell.finalSent) {
       this.core.log.log(L_WARN, 'WARNING: t_relay: no new branches after a CANCEL, a 6xx or a final reply');
@@ -335,7 +322,7 @@ export class TransactionManager implements TmApi {
   async replicate(ctx: MsgContext, dest: RelayDest): Promise<number> {
     const msg = ctx.msg;
     if (msg.method === 'ACK' || msg.method === 'CANCEL') return this.core.forwardRequest(ctx, dest);
-    let cell = this.byCtx.get(ctx);
+    let cell = this.cellOf(ctx);
     if (!cell) {
       const key = serverKey(msg);
       const old = this.server.get(key);
@@ -387,7 +374,7 @@ export class TransactionManager implements TmApi {
       own.uas.receiveRequest();
       return 0;
     }
-    if (this.byCtx.has(ctx)) return this.alreadyInProcess();
+    if (ctx.tmCell !== undefined) return this.alreadyInProcess();
     const cc = this.createCell(ctx, key);
     this.localReply(cc, 200, 'canceling');
     this.cancelCell(inv);
@@ -730,7 +717,7 @@ export class TransactionManager implements TmApi {
     fctx.ruri = cell.ruri;
     const avps = cell.ctx.avps;
     for (const [k, v] of avps) fctx.avps.set(k, [...v]);
-    this.byCtx.set(fctx, cell);
+    fctx.tmCell = cell;
     try {
       await this.core.runRoute(fctx, 'failure', name);
     } catch (e) {

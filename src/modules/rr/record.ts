@@ -38,17 +38,9 @@ export interface RrMark {
   readonly ftag: string | undefined;
 }
 
-/** record_route()'s mark lives on the message itself (SipMessage.rrMark) */
-const marks = {
-  get: (msg: SipMessage): RrMark | undefined => msg.rrMark as RrMark | undefined,
-  has: (msg: SipMessage): boolean => msg.rrMark !== undefined,
-  set: (msg: SipMessage, m: RrMark): void => {
-    msg.rrMark = m;
-  },
-};
-
+/** record_route()'s mark: it lives on the message itself (a field, not a WeakMap entry per message) */
 export function markOf(msg: SipMessage): RrMark | undefined {
-  return marks.get(msg);
+  return msg.rrMark as RrMark | undefined;
 }
 
 /** The local socket a message toward `target` leaves from, as Via writes it. */
@@ -113,11 +105,11 @@ export function addRecordRoute(
   preset?: string,
   params = '',
 ): boolean {
-  if (marks.has(msg)) return true;
+  if (msg.rrMark !== undefined) return true;
   const mark: RrMark = { inbound, preset, params, ftag: fromTag(msg) };
   const value = headerValue(mark, o);
   if (value === undefined) return false;
-  marks.set(msg, mark);
+  msg.rrMark = mark;
   msg.addHeader('Record-Route', value, 'top');
   return true;
 }
@@ -130,7 +122,7 @@ function ownIndex(msg: SipMessage, value: string): number {
 
 /** add_rr_param() after record_route(): rewrite our entry with the new parameters. */
 export function addParamToRecordRoute(msg: SipMessage, o: RrOptions, param: string): boolean {
-  const mark = marks.get(msg);
+  const mark = markOf(msg);
   if (!mark) return false;
   const old = headerValue(mark, o);
   mark.params += param;
@@ -156,7 +148,7 @@ export function doubleRecordRoute(
   msg: SipMessage,
 ): (() => void) | undefined {
   // record_route() marked the script's message; `msg` may be a copy of it (tm's branches)
-  const mark = marks.get(ctx.msg) ?? marks.get(msg);
+  const mark = markOf(ctx.msg) ?? markOf(msg);
   if (!mark || mark.preset !== undefined || mark.inbound === undefined) return undefined;
   const out = socketToward(core, target);
   if (out === undefined) return undefined;
