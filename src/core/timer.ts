@@ -30,15 +30,20 @@ export interface TimerHandle {
   readonly active: boolean;
 }
 
+const noop = (): void => {};
+
 class Timer implements TimerHandle {
   cancelled = false;
   fired = false;
   constructor(
     readonly due: number,
-    readonly cb: () => void,
+    public cb: () => void,
   ) {}
   cancel(): void {
     this.cancelled = true;
+    // a cancelled timer stays in its slot until the wheel passes it (up to one turn, 10 s):
+    // its callback, and the transaction that callback holds, must not stay reachable as long
+    this.cb = noop;
   }
   get active(): boolean {
     return !this.cancelled && !this.fired;

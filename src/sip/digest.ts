@@ -2,7 +2,7 @@
  * HTTP Digest computations for SIP authentication: RFC 2617 (MD5, MD5-sess, qop auth and
  * auth-int) and RFC 7616 / RFC 8760 (SHA-256, SHA-256-sess).
  */
-import { hash, timingSafeEqual } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 export type DigestAlgorithm = 'MD5' | 'MD5-sess' | 'SHA-256' | 'SHA-256-sess';
 
@@ -92,14 +92,22 @@ export function digestResponse(d: DigestInput): string {
 }
 
 /**
- * Compares two response values in time that does not depend on where they differ (so a
- * forger learns nothing from timing). Both sides are hashed first: equal lengths, and the
- * length of the expected value is not revealed either.
+ * Compares a received value with the expected one, ASCII case-insensitively, in time that
+ * depends only on the lengths (a forger learns nothing from where they differ). Lengths are
+ * public: a response's length is fixed by its algorithm. A plain loop: hashing both sides
+ * into Buffers for crypto.timingSafeEqual cost more than the rest of the check.
  */
 export function safeEqual(a: string, b: string): boolean {
-  const ha = hash('sha256', a.toLowerCase(), 'buffer');
-  const hb = hash('sha256', b.toLowerCase(), 'buffer');
-  return timingSafeEqual(ha, hb);
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    // fold A-Z to a-z without a data-dependent branch: +32 when 65 <= c <= 90
+    diff |=
+      (x + (((((64 - x) & (x - 91)) >>> 31) & 1) << 5)) ^ (y + (((((64 - y) & (y - 91)) >>> 31) & 1) << 5));
+  }
+  return diff === 0;
 }
 
 export interface ChallengeInput {

@@ -59,16 +59,24 @@ function sanitizeReason(reason: string): string {
   return reason.replace(/[\r\n\0]/g, ' ');
 }
 
+/** the Server value checked last: it is the same for every reply, so it is checked once */
+let serverChecked: string | undefined;
+
 function finish(lines: string, opts: ReplyOptions | undefined): Buffer {
   let s = lines;
-  if (opts?.server !== undefined) s += `Server: ${checkLine(opts.server)}\r\n`;
+  const server = opts?.server;
+  if (server !== undefined) {
+    if (server !== serverChecked) serverChecked = checkLine(server);
+    s += `Server: ${server}\r\n`;
+  }
   const w = opts?.warning;
   if (w !== undefined) {
-    s += checkLine(
+    // only the URIs can carry text from elsewhere (the script may rewrite the R-URI);
+    // checked apart, before they are joined into a string the check would have to flatten
+    s +=
       `Warning: 392 ${w.ip}:${w.port} "Noisy feedback tells: pid=${w.pid} req_src_ip=${w.srcIp} ` +
-        `req_src_port=${w.srcPort} in_uri=${w.inUri} out_uri=${w.outUri} via_cnt==${w.viaCount}"`,
-    );
-    s += '\r\n';
+      `req_src_port=${w.srcPort} in_uri=${checkLine(w.inUri)} out_uri=${checkLine(w.outUri)} ` +
+      `via_cnt==${w.viaCount}"\r\n`;
   }
   for (const h of opts?.headers ?? [])
     s += typeof h === 'string' ? `${checkLine(h)}\r\n` : `${checkLine(h[0])}: ${checkLine(h[1])}\r\n`;

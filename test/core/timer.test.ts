@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { ManualClock, systemClock, TimerWheel } from '../../src/core/timer.js';
 
 function setup() {
@@ -107,5 +109,33 @@ describe('TimerWheel', () => {
       wheel.stop();
       clearInterval(keep);
     }
+  });
+
+  it('a cancelled timer lets go of its callback before the wheel reaches its slot', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    setFlagsFromString('--no-expose-gc');
+    const { wheel, at } = setup();
+    let weak: WeakRef<object> | undefined;
+    const handles = (() => {
+      const held = { big: new Array(1000).fill(1) };
+      weak = new WeakRef(held);
+      const a = wheel.add(10_000, () => held.big.length);
+      const b = wheel.add(10_000, () => held.big.length + 1);
+      return [a, b];
+    })();
+    handles[0].cancel();
+    // the other timer still holds it
+    await new Promise((r) => setImmediate(r));
+    gc();
+    assert.ok(weak?.deref() !== undefined, 'a pending timer keeps its callback');
+    handles[1].cancel();
+    await new Promise((r) => setImmediate(r));
+    gc();
+    assert.equal(weak?.deref(), undefined, 'cancelled timers keep nothing alive');
+    assert.equal(handles[0].active, false);
+    // the wheel still drops them when it passes their slot
+    at(10_010);
+    assert.equal(wheel.size, 0);
   });
 });

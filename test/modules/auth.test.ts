@@ -26,7 +26,7 @@ import {
   AUTH_USER_UNKNOWN,
 } from '../../src/modules/auth/authorize.js';
 import { authorizedCredentials } from '../../src/modules/auth/credentials.js';
-import { NonceSigner, NonceTracker } from '../../src/modules/auth/nonce.js';
+import { hash53, NonceSigner, NonceTracker } from '../../src/modules/auth/nonce.js';
 import type { AuthState } from '../../src/modules/auth/state.js';
 import authDb, { type AuthDbState } from '../../src/modules/auth_db/index.js';
 import { digestResponse, formatChallenge, safeEqual } from '../../src/sip/digest.js';
@@ -202,6 +202,19 @@ describe('nonces', () => {
     assert.equal(t.use('fresh', 1000, undefined, 'k', 0), 'ok');
   });
 
+  it('hash53 gives distinct safe integers for nearby nonces and request keys', () => {
+    const s = new NonceSigner('k');
+    const seen = new Set<number>();
+    for (let i = 0; i < 20_000; i++) {
+      const h = hash53(s.issue(0x60000000 + (i % 7)));
+      assert.ok(Number.isSafeInteger(h) && h >= 0);
+      seen.add(h);
+    }
+    assert.equal(seen.size, 20_000);
+    assert.notEqual(hash53('call\n1\nz9hG4bK1'), hash53('call\n1\nz9hG4bK2'));
+    assert.notEqual(hash53('ab'), hash53('ba'));
+  });
+
   it('expired entries are pruned as time passes', () => {
     const t = new NonceTracker();
     t.use('old', 10, undefined, 'k', 0);
@@ -216,6 +229,12 @@ describe('digest helpers', () => {
     assert.ok(safeEqual('abcDEF', 'ABCdef'));
     assert.ok(!safeEqual('abc', 'abcd'));
     assert.ok(!safeEqual('', 'a'));
+    assert.ok(safeEqual('', ''));
+    // only A-Z fold: characters 32 apart outside the letters stay different
+    assert.ok(!safeEqual('@[', '`{'));
+    assert.ok(!safeEqual('0', '\x10'));
+    assert.ok(!safeEqual('abcdef0123', 'abcdef0124'), 'a difference in the last character');
+    assert.ok(!safeEqual('bbcdef0123', 'abcdef0123'), 'a difference in the first character');
   });
   it('formatChallenge quotes realm and nonce, lists qop, adds stale', () => {
     assert.equal(

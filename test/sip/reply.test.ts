@@ -93,6 +93,19 @@ describe('local replies', () => {
     assert.equal(r.body.toString(), 'v=0\r\n');
     assert.throws(() => buildReply(req, 200, 'OK', { headers: ['X: a\r\nY: b'] }), RangeError);
     assert.throws(() => buildReply(req, 99, 'x'), RangeError);
+    // the Server value is checked once and then trusted only while it stays the same
+    assert.ok(buildReply(req, 200, 'OK', { server: 'a' }));
+    assert.throws(() => buildReply(req, 200, 'OK', { server: 'a\r\nX: y' }), RangeError);
+    assert.throws(() => buildReply(req, 200, 'OK', { server: 'a\r\nX: y' }), RangeError);
+    const w = { ip: '192.0.2.1', port: 5060, pid: 1, srcIp: '192.0.2.2', srcPort: 5060, viaCount: 1 };
+    assert.throws(
+      () => buildReply(req, 200, 'OK', { warning: { ...w, inUri: 'sip:a', outUri: 'sip:b\nX: y' } }),
+      RangeError,
+    );
+    assert.throws(
+      () => buildReply(req, 200, 'OK', { warning: { ...w, inUri: 'sip:a\r', outUri: 'sip:b' } }),
+      RangeError,
+    );
   });
 
   it('reason phrase cannot break the start line', () => {

@@ -5,18 +5,23 @@
  *
  *   8 hex  expiry time (Unix seconds)
  *   8 hex  random, so two nonces of the same second differ
- *   32 hex HMAC-SHA-256(secret, the 16 characters before), truncated to 128 bits
+ *   32 hex SHA-256(secret-key, the 16 characters before), truncated to 128 bits
  *
- * 48 characters like SER's. SER signed with MD5(expiry + secret); an HMAC is the sound way
- * to key a hash, and the nonce stays opaque to the UA either way.
+ * 48 characters like SER's. SER signed with MD5(expiry + secret). A key-prefixed hash is a
+ * sound MAC here because the signed part has a fixed length: length extension, its known
+ * weakness, makes only longer messages, which verify() refuses. One crypto.hash call costs
+ * about a third of an Hmac object, and a nonce is signed or checked twice per registration.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { randomHex } from '../../core/random.js';
+import { safeEqual } from '../../sip/digest.js';
 
 export const NONCE_LEN = 48;
+const HEX = /^[0-9a-f]+$/;
 
 export class NonceSigner {
-  private readonly key: Buffer;
+  /** the secret as hex, so any bytes prefix the hashed string unambiguously */
+  private readonly key: string;
 
   /**
    * `worker`: multi-process model, the index of the worker issuing nonces; it becomes the
@@ -26,11 +31,11 @@ export class NonceSigner {
     secret: string | Buffer,
     private readonly worker?: number,
   ) {
-    this.key = typeof secret === 'string' ? Buffer.from(secret, 'utf8') : secret;
+    this.key = (typeof secret === 'string' ? Buffer.from(secret, 'utf8') : secret).toString('hex');
   }
 
   private mac(head: string): string {
-    return createHmac('sha256', this.key).update(head).digest('hex').slice(0, 32);
+    return hash('sha256', this.key + head, 'hex').slice(0, 32);
   }
 
   /** A new nonce valid until `expires` (Unix seconds). */
@@ -43,11 +48,8 @@ export class NonceSigner {
 
   /** The expiry of a nonce this secret signed, or undefined for a malformed or forged one. */
   verify(nonce: string): number | undefined {
-    if (nonce.length !== NONCE_LEN || !/^[0-9a-f]+$/.test(nonce)) return undefined;
-    const head = nonce.slice(0, 16);
-    const want = Buffer.from(this.mac(head), 'latin1');
-    const got = Buffer.from(nonce.slice(16), 'latin1');
-    if (!timingSafeEqual(want, got)) return undefined;
+    if (nonce.length !== NONCE_LEN || !HEX.test(nonce)) return undefined;
+    if (!safeEqual(this.mac(nonce.slice(0, 16)), nonce.slice(16))) return undefined;
     return Number.parseInt(nonce.slice(0, 8), 16);
   }
 }
@@ -60,9 +62,27 @@ interface Seen {
   exp: number;
   /** highest nonce-count seen (qop requests), -1 for a request without qop */
   nc: number;
-  /** the request that used it last (Call-ID, CSeq, top Via branch) and when */
-  key: string;
+  /** the request that used it last (hash53 of Call-ID, CSeq, top Via branch) and when */
+  key: number;
   atMs: number;
+}
+
+/**
+ * A 53-bit hash of a string (two FNV-1a lanes), so that the tracker keeps numbers: the
+ * strings it is given are slices of a whole request, and keeping one would pin the request
+ * text (about 1 KB) for as long as the nonce is remembered. Not a MAC: the nonces it keys
+ * were checked by NonceSigner first, and the request key only tells retransmissions apart.
+ */
+export function hash53(s: string): number {
+  let a = 0x811c9dc5;
+  let b = 0x050c5d1f;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
+  }
+  b ^= b >>> 15;
+  return (b & 0x1fffff) * 0x100000000 + (a >>> 0);
 }
 
 /** A retransmission of the very request that used the nonce is accepted this long (64·T1). */
@@ -81,7 +101,7 @@ const RETRANSMIT_MS = 32_000;
  * the latest expiry forgotten, so a forgotten nonce is treated as used, never as new.
  */
 export class NonceTracker {
-  private readonly seen = new Map<string, Seen>();
+  private readonly seen = new Map<number, Seen>();
   private floor = 0;
 
   constructor(private readonly max = 100_000) {}
@@ -94,17 +114,19 @@ export class NonceTracker {
   use(nonce: string, exp: number, nc: string | undefined, key: string, nowMs: number): NonceUse {
     this.prune(nowMs);
     const n = nc === undefined ? -1 : Number.parseInt(nc, 16);
-    const e = this.seen.get(nonce);
+    const id = hash53(nonce);
+    const k = hash53(key);
+    const e = this.seen.get(id);
     if (e === undefined) {
       if (exp <= this.floor) return 'replay';
-      this.seen.set(nonce, { exp, nc: n, key, atMs: nowMs });
+      this.seen.set(id, { exp, nc: n, key: k, atMs: nowMs });
       if (this.seen.size > this.max) this.evict();
       return 'ok';
     }
-    if (e.key === key && e.nc === n && nowMs - e.atMs < RETRANSMIT_MS) return 'retransmission';
+    if (e.key === k && e.nc === n && nowMs - e.atMs < RETRANSMIT_MS) return 'retransmission';
     if (n >= 0 && e.nc >= 0 && n > e.nc) {
       e.nc = n;
-      e.key = key;
+      e.key = k;
       e.atMs = nowMs;
       return 'ok';
     }

@@ -176,15 +176,19 @@ export function processRegister(
   const decide = (cur: UContact[]): { res: SaveResult; ch?: Change } => {
     if (contacts.length === 0) return { res: { ...r(200, 'OK'), bindings: cur } };
     const nowMs = ul.nowMs();
-    const put = new Map<string, UContact>();
-    const del = new Set<string>();
+    // arrays, not a Map and a Set: a REGISTER names one contact or a few, and this runs for each
+    const put: UContact[] = [];
+    const del: string[] = [];
+    const delAdd = (u: string) => {
+      if (!del.includes(u)) del.push(u);
+    };
     /** RFC 3261 §10.3 step 7: same Call-ID with a CSeq not higher leaves the binding alone */
     const stale = (b: UContact) => b.callId === callId && cseq <= b.cseq;
     if (star) {
       for (const b of cur) {
         if (stale(b))
           ul.core.log.log(L_DBG, `registrar: * keeps ${b.uri} of ${aor} (CSeq ${cseq} not newer)`);
-        else del.add(b.uri);
+        else delAdd(b.uri);
       }
     } else {
       let flags = 0;
@@ -208,13 +212,14 @@ export function processRegister(
           );
           continue;
         }
-        if (old && old.uri !== uri) del.add(old.uri);
+        if (old && old.uri !== uri) delAdd(old.uri);
+        const pi = put.findIndex((p) => p.uri === uri);
         if (w.expires === 0) {
-          if (old) del.add(old.uri);
-          put.delete(uri);
+          if (old) delAdd(old.uri);
+          if (pi >= 0) put.splice(pi, 1);
           continue;
         }
-        put.set(uri, {
+        const c: UContact = {
           uri,
           expires: nowMs / 1000 + w.expires,
           q: w.q,
@@ -226,18 +231,21 @@ export function processRegister(
           socket,
           flags: flags & ~FL_PERMANENT,
           lastModified: nowMs,
-        });
-        del.delete(uri);
+        };
+        if (pi >= 0) put[pi] = c;
+        else put.push(c);
+        const di = del.indexOf(uri);
+        if (di >= 0) del.splice(di, 1);
       }
     }
-    const after = cur.filter((b) => !del.has(b.uri) && !put.has(b.uri));
-    for (const c of put.values()) after.push(c);
+    const after = cur.filter((b) => !del.includes(b.uri) && !put.some((p) => p.uri === b.uri));
+    for (const c of put) after.push(c);
     if (o.maxContacts > 0 && after.length > o.maxContacts && after.length > cur.length) {
       return { res: r(503, 'Too many registered contacts', ['Retry-After: 60']) };
     }
     const res = { ...r(200, 'OK'), bindings: after };
-    if (put.size === 0 && del.size === 0) return { res };
-    return { res, ch: { put: [...put.values()], del: [...del] } };
+    if (put.length === 0 && del.length === 0) return { res };
+    return { res, ch: { put, del } };
   };
 
   // memory modes with the table open: no promise unless db_mode 1 writes the change
