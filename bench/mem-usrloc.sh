@@ -17,7 +17,7 @@ W=$(mktemp -d /tmp/ser-mem.XXXXXX)
 { printf 'fork=no\nlog_stderror=yes\nlisten=127.0.0.1\nport=%s\nchildren=1\n' "$PORT"
   [ "${RELEASE:-0}" = 1 ] && printf 'release_idle_memory=yes\n'
   grep -vE '^[[:space:]]*(listen|port|fork|log_stderror|children)[[:space:]]*=' "$SHARED/ser-cfg/ser-default.cfg"; } > "$W/ser.cfg"
-node "$ROOT/dist/src/cli/ser.js" -D -f "$W/ser.cfg" > "$W/server.log" 2>&1 &
+node --max-semi-space-size=4 ${NODE_EXTRA:-} "$ROOT/dist/src/cli/ser.js" -D -f "$W/ser.cfg" > "$W/server.log" 2>&1 &
 SPID=$!
 trap 'kill $SPID 2>/dev/null || true; rm -rf "$W"' EXIT
 for _ in $(seq 1 60); do sipsak -s "sip:ping@127.0.0.1:$PORT" -v >/dev/null 2>&1 && break; sleep 0.25; done

@@ -18,7 +18,8 @@ rm -rf "$OUT"; mkdir -p "$OUT"
 VARIANT=noauth; [ "$SCEN" = regauth ] && VARIANT=auth
 # NOPROF=1: no profiler, only the CPU figure (to compare runtime flags in NODE_EXTRA)
 if [ "${PERF:-0}" = 1 ]; then PROF="--perf-basic-prof"; elif [ "${NOPROF:-0}" = 1 ]; then PROF=""; else PROF="--cpu-prof --cpu-prof-dir=$OUT"; fi
-export SER_BIN="node $PROF ${NODE_EXTRA:-} $ROOT/dist/src/cli/ser.js -D"
+# --max-semi-space-size=4: as the `ser` command starts (src/cli/ser.ts); NODE_EXTRA comes later and wins
+export SER_BIN="node --max-semi-space-size=4 $PROF ${NODE_EXTRA:-} $ROOT/dist/src/cli/ser.js -D"
 "$SHARED/servers/ser-cfg.sh" "$VARIANT" "${CHILDREN:-1}" "$PORT" > "$OUT/server.log" 2>&1 &
 SPID=$!
 trap 'kill $SPID 2>/dev/null || true' EXIT

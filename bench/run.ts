@@ -96,7 +96,8 @@ process.stdout.write(`bench: ${SHARED}/run.sh ${args.map((a) => (/\s/.test(a) ? 
 const r = spawnSync(join(SHARED, 'run.sh'), args, {
   cwd: SHARED,
   stdio: 'inherit',
-  env: { ...process.env, SER_BIN: `node ${SER_JS} -D` },
+  // the flag the `ser` command's first line gives node (src/cli/ser.ts)
+  env: { ...process.env, SER_BIN: `node --max-semi-space-size=4 ${SER_JS} -D` },
 });
 if (!existsSync(join(out, 'summary.jsonl'))) die(`the runner wrote no summary (exit ${r.status})`);
 const report = writeReport(out, 'ts', 'kam');

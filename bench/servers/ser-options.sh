@@ -7,4 +7,4 @@ HERE=$(cd "$(dirname "$0")" && pwd -P)
 P=${1:?port}
 RUN=/tmp/ser-bench-opt-$P; mkdir -p "$RUN"
 { printf 'fork=no\nlog_stderror=yes\nlisten=udp:127.0.0.1\nport=%s\n' "$P"; cat "$HERE/../ser-options.cfg"; } > "$RUN/ser.cfg"
-exec node "$HERE/../../dist/src/cli/ser.js" -D -f "$RUN/ser.cfg"
+exec node --max-semi-space-size=4 "$HERE/../../dist/src/cli/ser.js" -D -f "$RUN/ser.cfg"

@@ -12,4 +12,4 @@ MKDB=$HERE/../../../shared/bench/kamailio/mkdb.sh
 RUN=/tmp/ser-bench-regauth-$P; mkdir -p "$RUN"
 { printf 'fork=no\nlog_stderror=yes\nlisten=udp:127.0.0.1\nport=%s\n' "$P"
   sed "s|@DBURL@|sqlite://$DB|" "$HERE/../ser-register-auth.cfg"; } > "$RUN/ser.cfg"
-exec node "$HERE/../../dist/src/cli/ser.js" -D -f "$RUN/ser.cfg"
+exec node --max-semi-space-size=4 "$HERE/../../dist/src/cli/ser.js" -D -f "$RUN/ser.cfg"

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -73,6 +73,17 @@ describe('ser command line', () => {
     const h = runSer('-h');
     assert.equal(h.status, 0);
     assert.match(h.stdout, /-c {11}Check configuration file/);
+  });
+  it('the first line starts node with the semi-space cap, and works as an interpreter line', () => {
+    const first = readFileSync(ser, 'utf8').split('\n', 1)[0];
+    const m = /^#!(\S+) (.*)$/.exec(first);
+    assert.ok(m, first);
+    assert.match(m[2], /^-S node .*--max-semi-space-size=(\d+)/);
+    assert.ok(Number(/--max-semi-space-size=(\d+)/.exec(m[2])?.[1]) <= 4);
+    // as the kernel runs it: the interpreter, the rest of the line as one argument, the script
+    const r = spawnSync(m[1], [m[2], ser, '-V'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^version: sip-express-router /);
   });
   it('ser -c exits 0 on a good config and 1 with every error on a bad one', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ser-cli-'));

@@ -70,8 +70,9 @@ export interface SaveResult {
 
 const MAX_COLUMN = 255;
 
-function r(code: number, reason: string, headers: string[] = []): SaveResult {
-  return { code, reason, headers };
+/** every SaveResult has the same four fields, so the code reading them sees one shape */
+function r(code: number, reason: string, headers: string[] = [], bindings?: UContact[]): SaveResult {
+  return { code, reason, headers, bindings };
 }
 
 /** The AOR of a SIP URI: its user, with use_domain user@host; undefined without a user. */
@@ -174,7 +175,7 @@ export function processRegister(
 
   // the bindings after this request, and the change that makes them (none: nothing changes)
   const decide = (cur: UContact[]): { res: SaveResult; ch?: Change } => {
-    if (contacts.length === 0) return { res: { ...r(200, 'OK'), bindings: cur } };
+    if (contacts.length === 0) return { res: r(200, 'OK', [], cur) };
     const nowMs = ul.nowMs();
     // arrays, not a Map and a Set: a REGISTER names one contact or a few, and this runs for each
     const put: UContact[] = [];
@@ -243,7 +244,7 @@ export function processRegister(
     if (o.maxContacts > 0 && after.length > o.maxContacts && after.length > cur.length) {
       return { res: r(503, 'Too many registered contacts', ['Retry-After: 60']) };
     }
-    const res = { ...r(200, 'OK'), bindings: after };
+    const res = r(200, 'OK', [], after);
     if (put.length === 0 && del.length === 0) return { res };
     return { res, ch: { put, del } };
   };
