@@ -215,6 +215,27 @@ describe('nonces', () => {
     assert.notEqual(hash53('ab'), hash53('ba'));
   });
 
+  it('the tracker stays at its size through many turns of its ring, forgetting oldest first', () => {
+    const t = new NonceTracker(10);
+    for (let i = 0; i < 1000; i++) assert.equal(t.use(`n${i}`, 100 + i, undefined, `k${i}`, 0), 'ok');
+    assert.equal(t.size, 10);
+    // the last ten are remembered: their own request again is a retransmission, another a replay
+    assert.equal(t.use('n999', 1099, undefined, 'k999', 1000), 'retransmission');
+    assert.equal(t.use('n990', 1090, undefined, 'other', 1000), 'replay');
+    // the forgotten ones are refused (the floor), not taken as new
+    assert.equal(t.use('n989', 1089, undefined, 'k989', 1000), 'replay');
+    assert.equal(t.use('n5', 105, undefined, 'k5', 1000), 'replay');
+    // time passing empties it from the oldest: at 1095 s the nonces expiring before are gone
+    assert.equal(t.use('late', 5000, undefined, 'k', 1_095_000), 'ok');
+    assert.equal(t.size, 6, 'n995..n999 and late');
+    assert.equal(
+      t.use('n999', 1099, undefined, 'k999', 1_095_000),
+      'replay',
+      'too late for a retransmission',
+    );
+    assert.equal(new NonceTracker(0).use('a', 1, undefined, 'k', 0), 'ok', 'a size below 1 counts as 1');
+  });
+
   it('expired entries are pruned as time passes', () => {
     const t = new NonceTracker();
     t.use('old', 10, undefined, 'k', 0);

@@ -97,14 +97,30 @@ const RETRANSMIT_MS = 32_000;
  * Retransmissions of the request that used the nonce (same Call-ID, CSeq and branch) are
  * not replays: a stateless REGISTER whose 200 was lost must not turn into a 401.
  *
- * Memory is bounded: past `max` entries the oldest are forgotten, and `floor` remembers
+ * Memory is bounded: past `max` entries the oldest is forgotten, and `floor` remembers
  * the latest expiry forgotten, so a forgotten nonce is treated as used, never as new.
+ *
+ * The order of arrival is kept in a ring beside the map. Walking the map from its oldest
+ * entry instead, as this did before, crossed every entry deleted since the map was last
+ * rehashed (V8 leaves them as holes at its front): once the map was full, each use walked
+ * thousands of holes, and digest REGISTER cost more per request the faster they came.
  */
 export class NonceTracker {
   private readonly seen = new Map<number, Seen>();
   private floor = 0;
+  /** the ids of `seen` in the order they were added, and their expiries: a ring of `max` */
+  private readonly ringId: Float64Array;
+  private readonly ringExp: Float64Array;
+  private head = 0;
+  private count = 0;
 
-  constructor(private readonly max = 100_000) {}
+  private readonly max: number;
+
+  constructor(max = 100_000) {
+    this.max = Math.max(1, Math.floor(max));
+    this.ringId = new Float64Array(this.max);
+    this.ringExp = new Float64Array(this.max);
+  }
 
   get size(): number {
     return this.seen.size;
@@ -119,8 +135,12 @@ export class NonceTracker {
     const e = this.seen.get(id);
     if (e === undefined) {
       if (exp <= this.floor) return 'replay';
+      if (this.count === this.max) this.dropOldest(true);
       this.seen.set(id, { exp, nc: n, key: k, atMs: nowMs });
-      if (this.seen.size > this.max) this.evict();
+      const tail = (this.head + this.count) % this.max;
+      this.ringId[tail] = id;
+      this.ringExp[tail] = exp;
+      this.count++;
       return 'ok';
     }
     if (e.key === k && e.nc === n && nowMs - e.atMs < RETRANSMIT_MS) return 'retransmission';
@@ -133,22 +153,18 @@ export class NonceTracker {
     return 'replay';
   }
 
-  /** drops a few entries whose nonce has expired (they can only be stale from now on) */
+  /** drops a few of the oldest entries whose nonce has expired (from now on they can only be stale) */
   private prune(nowMs: number): void {
     const now = Math.floor(nowMs / 1000);
-    let k = 0;
-    for (const [n, e] of this.seen) {
-      if (e.exp >= now || k++ >= 16) break;
-      this.seen.delete(n);
-    }
+    for (let i = 0; i < 16 && this.count > 0 && this.ringExp[this.head] < now; i++) this.dropOldest(false);
   }
 
-  private evict(): void {
-    const target = Math.floor(this.max * 0.9);
-    for (const [n, e] of this.seen) {
-      if (this.seen.size <= target) break;
-      if (e.exp > this.floor) this.floor = e.exp;
-      this.seen.delete(n);
-    }
+  /** `evicted`: forgotten while still valid, so its expiry raises the floor */
+  private dropOldest(evicted: boolean): void {
+    const exp = this.ringExp[this.head];
+    if (evicted && exp > this.floor) this.floor = exp;
+    this.seen.delete(this.ringId[this.head]);
+    this.head = (this.head + 1) % this.max;
+    this.count--;
   }
 }
