@@ -24,6 +24,7 @@
  * lookups of one name share a single query. The clock (`now`) and the random source are
  * injectable for tests.
  */
+import { BoundedMap } from '../core/bounded-map.js';
 import { promises as dnsp } from 'node:dns';
 import { ipFamily, normalizeIp, stripBrackets } from './ip.js';
 
@@ -168,7 +169,7 @@ function normName(name: string): string {
 
 export class SipResolver {
   private readonly resolver: dnsp.Resolver;
-  private readonly cache = new Map<string, CacheEntry>();
+  private readonly cache: BoundedMap<string, CacheEntry>;
   private readonly inflight = new Map<string, Promise<unknown[]>>();
   private readonly o: Required<Omit<SipResolverOptions, 'servers'>>;
   private readonly st: Omit<DnsStats, 'entries'> = {
@@ -188,7 +189,7 @@ export class SipResolver {
       errorTtlSec: opts.errorTtlSec ?? 5,
       minTtlSec: opts.minTtlSec ?? 0,
       maxTtlSec: opts.maxTtlSec ?? 86_400,
-      maxEntries: opts.maxEntries ?? 10_000,
+      maxEntries: Math.max(1, opts.maxEntries ?? 10_000),
       families: opts.families ?? [4, 6],
       transports: opts.transports ?? ['udp', 'tcp', 'tls'],
       naptr: opts.naptr ?? true,
@@ -196,6 +197,7 @@ export class SipResolver {
       now: opts.now ?? Date.now,
       random: opts.random ?? Math.random,
     };
+    this.cache = new BoundedMap(this.o.maxEntries);
     this.resolver = new dnsp.Resolver({ timeout: this.o.timeoutMs, tries: this.o.tries });
     if (opts.servers) this.resolver.setServers(opts.servers);
   }
@@ -373,10 +375,7 @@ export class SipResolver {
 
   private store(key: string, value: unknown[], ttlSec: number, negative: boolean): void {
     if (ttlSec <= 0) return;
-    if (this.cache.size >= this.o.maxEntries) {
-      const oldest = this.cache.keys().next();
-      if (!oldest.done) this.cache.delete(oldest.value);
-    }
+    // past maxEntries the oldest entry goes
     this.cache.set(key, { exp: this.o.now() + ttlSec * 1000, value, negative });
   }
 

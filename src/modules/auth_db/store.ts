@@ -5,6 +5,7 @@
  * through the FIFO (auth_db_flush), and a response that fails against a cached row is
  * checked again against a fresh one before the request is refused.
  */
+import { BoundedMap } from '../../core/bounded-map.js';
 import { type Db, type DbParam, isDbError, type Row } from '../../db/index.js';
 
 export interface StoreOptions {
@@ -32,7 +33,7 @@ interface Entry {
 }
 
 export class SubscriberStore {
-  private readonly cache = new Map<string, Entry>();
+  private readonly cache: BoundedMap<string, Entry>;
   hits = 0;
   misses = 0;
 
@@ -42,7 +43,9 @@ export class SubscriberStore {
     private readonly nowMs: () => number,
     /** told once when the rpid column turns out not to exist */
     private readonly onNoRpid?: (why: string) => void,
-  ) {}
+  ) {
+    this.cache = new BoundedMap(Math.max(1, o.cacheMax));
+  }
 
   private key(table: string, user: string, domain: string): string {
     return `${table}\n${user}\n${this.o.useDomain ? domain.toLowerCase() : ''}`;
@@ -88,13 +91,8 @@ export class SubscriberStore {
         }
       : null;
     if (o.cacheMs > 0) {
-      const k = this.key(table, user, domain);
-      this.cache.delete(k);
-      this.cache.set(k, { row, atMs: this.nowMs() });
-      if (this.cache.size > o.cacheMax) {
-        const oldest = this.cache.keys().next().value;
-        if (oldest !== undefined) this.cache.delete(oldest);
-      }
+      // the newest entry; past cacheMax the oldest goes
+      this.cache.set(this.key(table, user, domain), { row, atMs: this.nowMs() });
     }
     return row;
   }
