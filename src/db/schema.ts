@@ -481,15 +481,17 @@ export async function createSchema(
 ): Promise<string[]> {
   const tables = pick(opts.tables);
   const version = BY_NAME.get('version')!;
-  for (const s of createTableSql(db.backend, version)) await db.exec(s);
-  const done: string[] = [];
-  for (const t of tables) {
-    if (t.name === 'version') continue;
-    for (const s of createTableSql(db.backend, t)) await db.exec(s);
-    await setVersion(db, t.name, t.version);
-    done.push(t.name);
-  }
-  return done;
+  return underSchemaLock(db, async (q) => {
+    for (const s of createTableSql(q.backend, version)) await q.exec(s);
+    const done: string[] = [];
+    for (const t of tables) {
+      if (t.name === 'version') continue;
+      for (const s of createTableSql(q.backend, t)) await q.exec(s);
+      await setVersion(q, t.name, t.version);
+      done.push(t.name);
+    }
+    return done;
+  });
 }
 
 /**
@@ -500,9 +502,29 @@ export async function createSchema(
 export async function createTable(db: Queryable, layout: string, name = layout): Promise<void> {
   const t = registerTableLayout(name, layout);
   const version = BY_NAME.get('version')!;
-  for (const s of createTableSql(db.backend, version)) await db.exec(s);
-  for (const s of createTableSql(db.backend, t)) await db.exec(s);
-  await setVersion(db, name, t.version);
+  await underSchemaLock(db, async (q) => {
+    for (const s of createTableSql(q.backend, version)) await q.exec(s);
+    for (const s of createTableSql(q.backend, t)) await q.exec(s);
+    await setVersion(q, name, t.version);
+  });
+}
+
+/** any fixed number: the key of PostgreSQL's advisory lock around schema creation */
+const SCHEMA_LOCK_KEY = 0x5e7_5c4e;
+
+/**
+ * PostgreSQL fails all but one of several CREATE TABLE IF NOT EXISTS of the same table that
+ * run at once (a duplicate key in pg_type): the workers of one server starting together, or
+ * two servers on one database, would each find the table missing and race. There the
+ * statements run in one transaction that first takes an advisory lock, so the others wait
+ * and then find the table there. MySQL and SQLite serialize the statements themselves.
+ */
+function underSchemaLock<T>(db: Queryable, fn: (q: Queryable) => Promise<T>): Promise<T> {
+  if (db.backend !== 'postgres') return fn(db);
+  return db.transaction(async (tx) => {
+    await tx.query('SELECT pg_advisory_xact_lock(?)', [SCHEMA_LOCK_KEY]);
+    return fn(tx);
+  });
 }
 
 /** Drops the SER tables and ours (all, including version, or `tables`). Backs `serctl db drop`. */

@@ -321,6 +321,23 @@ for (const backend of BACKENDS) {
       );
     });
 
+    it('four connections creating the same table at once all succeed (workers starting together)', async () => {
+      const dbs = await Promise.all([1, 2, 3, 4].map(() => t.open({ poolSize: 1 })));
+      try {
+        const r = await Promise.allSettled(dbs.map((d) => createTable(d, 'location', 'racedomain')));
+        assert.deepEqual(
+          r.filter((x) => x.status === 'rejected').map((x) => String((x as PromiseRejectedResult).reason)),
+          [],
+        );
+        assert.equal(await tableVersion(db, 'racedomain'), 7);
+        await db.replace('racedomain', { username: 'r', domain: '', contact: 'sip:r@h', q: 0.5 });
+        assert.equal(await db.count('racedomain'), 1);
+      } finally {
+        for (const d of dbs) await d.close();
+        await dropSchema(db, { tables: ['racedomain'] });
+      }
+    });
+
     it('supports per-domain tables and checks table versions', async () => {
       await createTable(db, 'location', 'mydomain1');
       await db.replace('mydomain1', { username: 'a', domain: '', contact: 'sip:a@h', q: 0.1 });

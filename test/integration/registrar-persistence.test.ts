@@ -86,10 +86,11 @@ for (const backend of ['sqlite', 'mysql', 'postgres'] as Backend[]) {
       assert.equal(r.status, 200);
       await kill9(a);
       const b = await start(cfg(t.url, 1));
-      assert.deepEqual(await contactsOf(phone, b, 'wt'), {
-        status: 302,
-        uris: [`sip:wt@127.0.0.1:${phone.port}`],
-      });
+      assert.deepEqual(
+        await contactsOf(phone, b, 'wt'),
+        { status: 302, uris: [`sip:wt@127.0.0.1:${phone.port}`] },
+        `first server:\n${a.stderr()}\nsecond server:\n${b.stderr()}`,
+      );
     });
 
     it('db_mode 2: after one timer_interval the binding survives kill -9', async () => {
