@@ -46,12 +46,21 @@ if [ "$SCEN" = call ]; then
 fi
 sipp_run "$RATE" $((RATE * ${WARMUP:-10})) "$UAC" "${ARGS[@]}"   # warm-up (JIT), WARMUP seconds
 c0=$(awk '{print $14+$15}' /proc/$SPID/stat)
+# CPU ticks per thread (main thread, V8's GC/compiler helpers, libuv's pool): where the figure goes
+threads() {
+  for t in /proc/$SPID/task/*; do
+    n=$(tr ' ' _ < "$t/comm"); [ "${t##*/}" = "$SPID" ] && n="main($n)"
+    printf '%s %s %s\n' "${t##*/}" "$n" "$(awk '{print $14+$15}' "$t/stat")"
+  done
+}
+threads > "$OUT/threads0"
 if [ "${PERF:-0}" = 1 ]; then
   perf record -q -e cpu-clock -F 4000 -p "$SPID" -o "$OUT/perf.data" -- sleep $((DUR > 2 ? DUR - 1 : 1)) 2>/dev/null &
   PERFP=$!
 fi
 sipp_run "$RATE" "$N" "$UAC" "${ARGS[@]}" || echo "sipp reported failures (see $OUT)"
 c1=$(awk '{print $14+$15}' /proc/$SPID/stat)
+threads > "$OUT/threads1"
 [ -n "${PERFP:-}" ] && wait "$PERFP" || true
 [ -n "${UAS:-}" ] && wait "$UAS" || true
 kill -TERM $SPID; wait $SPID || true
@@ -67,3 +76,6 @@ elif [ "${PERF:-0}" = 1 ]; then
 else
   node "$ROOT/dist/bench/cpuprofile-top.js" "$(ls -t "$OUT"/*.cpuprofile | head -1)" "${TOP:-35}"
 fi
+echo "by thread (ticks of 1/$HZ s; helper threads summed by name):"
+awk 'NR==FNR { a[$1]=$3; next } { d[$2] += $3 - a[$1] } END { for (k in d) printf "  %-18s %d\n", k, d[k] }' \
+  "$OUT/threads0" "$OUT/threads1" | sort -k2 -nr

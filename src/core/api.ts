@@ -25,6 +25,14 @@ export interface ReplyExtras {
 export type ForwardHook = (ctx: MsgContext, target: SendTarget, msg: SipMessage) => (() => void) | undefined;
 
 /** Where a received message came from, for answering it. */
+/**
+ * What the way back of a reply over UDP depends on (§18.2.2): the top Via's sent-by and
+ * rport. A SipMessage is one; a transaction keeps a copy of these fields, not its request.
+ */
+export interface ReplyRoute {
+  readonly topVia: Pick<Via, 'host' | 'port' | 'rport' | 'rportValue' | 'transport'> | undefined;
+}
+
 export interface Origin {
   readonly src: Endpoint;
   readonly dst: Endpoint;
@@ -42,7 +50,7 @@ export interface CoreApi {
   /** build a local reply to the context's request (Via, From, To+tag, Call-ID, CSeq, Server, Warning) */
   buildReply(ctx: MsgContext, code: number, reason: string, extras?: ReplyExtras): Buffer;
   /** send bytes as a reply to a received request (RFC 3261 §18.2.2, SER's reply_to_via) */
-  sendToOrigin(msg: SipMessage, origin: Origin, data: Buffer): boolean;
+  sendToOrigin(msg: ReplyRoute, origin: Origin, data: Buffer): boolean;
   /** send bytes to a resolved target */
   send(target: SendTarget, data: Buffer): boolean | Promise<boolean>;
   /** resolve a SIP URI to transport targets (RFC 3263) */

@@ -8,7 +8,7 @@ import type { Via } from '../sip/headers.js';
 import { parseMessage, type SipMessage } from '../sip/message.js';
 import { buildParseErrorReply, buildReply, generateTag } from '../sip/reply.js';
 import { parseUri } from '../sip/uri.js';
-import type { CoreApi, ForwardHook, Origin, ReplyExtras } from './api.js';
+import type { CoreApi, ForwardHook, Origin, ReplyExtras, ReplyRoute } from './api.js';
 import type { CoreConfig } from './config.js';
 import { type MsgContext, type Proto, replyHeaders } from './context.js';
 import { HeapRelease } from './heap-release.js';
@@ -244,7 +244,7 @@ export class Core implements CoreApi {
    * over UDP to the source address, at the rport when the client asked for it, else at
    * the Via port (SER without reply_to_via); with reply_to_via, to the Via sent-by.
    */
-  sendToOrigin(msg: SipMessage, origin: Origin, data: Buffer): boolean {
+  sendToOrigin(msg: ReplyRoute, origin: Origin, data: Buffer): boolean {
     const t = this.transports;
     if (!t) return false;
     const proto = origin.src.proto;
@@ -360,7 +360,7 @@ export class Core implements CoreApi {
       buf = buildParseErrorReply(e, { server: this.config.serverSignature ? SERVER_HDR : undefined });
     }
     if (!buf) return;
-    this.sendToOrigin(msg ?? ({ topVia: undefined } as unknown as SipMessage), info, buf);
+    this.sendToOrigin(msg ?? { topVia: undefined }, info, buf);
   }
 
   private onOversize(partial: Buffer, info: RecvInfo): void {

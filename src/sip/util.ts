@@ -413,3 +413,17 @@ function findTopLevelLt(s: string, from: number): number {
   }
   return -1;
 }
+
+/**
+ * A copy of a string that does not keep its source alive: values taken from a parsed
+ * message are slices of the whole message text, and anything kept past the message (a
+ * stored contact, a transaction in its wait state) must not pin it. A concatenation of
+ * slices pins them too, and storing it as a Map key does not flatten it. V8 copies strings
+ * shorter than 13 characters anyway.
+ */
+export function detach(s: string): string;
+export function detach(s: string | undefined): string | undefined;
+export function detach(s: string | undefined): string | undefined {
+  if (s === undefined || s.length < 13) return s;
+  return Buffer.from(s, 'utf8').toString('utf8');
+}

@@ -13,7 +13,6 @@ import type { ServerTransaction } from './server-transaction.js';
 /** One branch of a forked request (SER's `struct ua_client`). */
 export interface CellBranch {
   readonly index: number;
-  readonly uri: string;
   readonly target: SendTarget;
   /** our Via branch toward this hop */
   readonly branch: string;
@@ -32,6 +31,16 @@ export interface CellBranch {
 
 export class Cell {
   readonly branches: CellBranch[] = [];
+  /**
+   * The request's context: the request as the script left it, its AVPs, its source. Undefined
+   * once the cell is shed (see shed()); code that may run after the final reply must not need it.
+   */
+  ctx: MsgContext | undefined;
+  /** the request's method, and whether it is an INVITE: kept when the cell is shed */
+  readonly method: string;
+  readonly isInvite: boolean;
+  /** the key of tm's index of INVITEs whose 2xx went upstream (e2eKey), once known */
+  acceptedKey: string | undefined;
   /** script flags: as the request route left them, then as failure_route changed them */
   flags: number;
   /** the Request-URI the request route left */
@@ -62,21 +71,36 @@ export class Cell {
   constructor(
     readonly id: number,
     readonly key: string,
-    readonly ctx: MsgContext,
+    ctx: MsgContext,
     readonly origin: Origin,
     readonly uas: ServerTransaction,
     readonly createdAt: number,
   ) {
+    this.ctx = ctx;
+    this.method = ctx.msg.method;
+    this.isInvite = this.method === 'INVITE';
     this.flags = ctx.flags;
     this.ruri = ctx.ruri;
   }
 
-  get request(): SipMessage {
-    return this.ctx.msg;
+  /** the request (undefined once shed) */
+  get request(): SipMessage | undefined {
+    return this.ctx?.msg;
   }
 
-  get isInvite(): boolean {
-    return this.ctx.msg.method === 'INVITE';
+  /**
+   * The final reply went upstream: drop the request, its parsed headers and context, and the
+   * branches' replies. What stays is what the wait state needs (wt_timer, 5 s by default):
+   * the keys, the last reply's bytes, the way back, the branches' transactions. Done at once,
+   * the parsed request dies young; kept, every one was copied twice by the scavenger and
+   * promoted to the old generation with its cell.
+   */
+  shed(): void {
+    this.ctx = undefined;
+    this.outBase = undefined;
+    // a slice of the request text would keep all of it alive
+    this.ruri = '';
+    for (const b of this.branches) b.reply = undefined;
   }
 
   /** branches still waiting for a final reply (replicas do not hold the reply back) */

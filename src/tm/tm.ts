@@ -5,13 +5,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import { branchMark, clusterRole } from '../core/cluster-role.js';
-import type { CoreApi, Origin } from '../core/api.js';
+import type { CoreApi, Origin, ReplyRoute } from '../core/api.js';
 import type { MsgContext, Proto } from '../core/context.js';
 import { E_BAD_ADDRESS, E_LOOP, E_SEND } from '../core/core.js';
 import { L_DBG, L_ERR, L_WARN } from '../core/log.js';
 import { destinationUri, loopHash } from '../core/via.js';
 import type { SendTarget } from '../net/transports.js';
 import { parseMessage, type SipMessage } from '../sip/message.js';
+import type { Via } from '../sip/headers.js';
+import { detach } from '../sip/util.js';
 import { generateTag } from '../sip/reply.js';
 import type { TmApi, TmCompletion, TmE2eAck } from './api.js';
 import { Cell, type CellBranch } from './cell.js';
@@ -139,12 +141,17 @@ export class TransactionManager implements TmApi {
     return { src: ctx.src, dst: ctx.dst, connId: (ctx as { connId?: number }).connId };
   }
 
-  private createCell(ctx: MsgContext, key: string): Cell {
+  private createCell(ctx: MsgContext, lookupKey: string): Cell {
     const msg = ctx.msg;
+    // built from slices of the request text, the key as it is would keep that text alive
+    const key = detach(lookupKey);
     const origin = this.origin(ctx);
+    // the way back needs the top Via's address fields only: a copy, so that the transaction
+    // in its wait state does not keep the request (and its whole text) alive
+    const back = replyRoute(msg);
     const out: TxTransport = {
       reliable: ctx.src.proto !== 'udp',
-      send: (d) => this.core.sendToOrigin(msg, origin, d),
+      send: (d) => this.core.sendToOrigin(back, origin, d),
     };
     const t = this.opts.timers;
     const uas =
@@ -168,10 +175,8 @@ export class TransactionManager implements TmApi {
     if (this.server.get(cell.key) === cell) this.server.delete(cell.key);
     cell.guard?.cancel();
     if (cell.finalSent) this.waiting--;
-    if (cell.relayed2xx) {
-      const k = e2eKey(cell.request);
-      if (this.accepted.get(k) === cell) this.accepted.delete(k);
-    }
+    const k = cell.acceptedKey;
+    if (cell.relayed2xx && k !== undefined && this.accepted.get(k) === cell) this.accepted.delete(k);
   }
 
   /** "tm can handle only one transaction per request" (seed 003) */
@@ -224,7 +229,7 @@ export class TransactionManager implements TmApi {
       );
       return -1;
     }
-    if (cell.request.method === 'ACK') return -1;
+    if (cell.method === 'ACK') return -1;
     if (cell.finalSent || (code < 200 && cell.uas.isFinal)) {
       this.core.log.log(L_WARN, `WARNING: t_reply: transaction already replied, ${code} not sent`);
       return -1;
@@ -232,8 +237,10 @@ export class TransactionManager implements TmApi {
     return this.localReply(cell, code, reason, ctx) ? 1 : -1;
   }
 
-  private localReply(cell: Cell, code: number, reason: string, ctx: MsgContext = cell.ctx): boolean {
+  private localReply(cell: Cell, code: number, reason: string, rctx?: MsgContext): boolean {
     if (code >= 200 && cell.finalSent) return false;
+    const ctx = rctx ?? cell.ctx;
+    if (!ctx) return false; // shed: the final reply went already
     if (cell.localTag === undefined) cell.localTag = generateTag();
     let data: Buffer;
     try {
@@ -450,11 +457,11 @@ export class TransactionManager implements TmApi {
   }
 
   /** the request as it leaves us, before Request-URI and Via: the script's edits, Max-Forwards decremented (§16.6 step 3) */
-  private outBase(cell: Cell): SipMessage {
+  private outBase(cell: Cell, req: SipMessage): SipMessage {
     if (cell.outBase) return cell.outBase;
     // whether the script touched Max-Forwards shows on the request, not on a fresh parse
-    const mf = cell.request.headerFields().find((f) => f.key === 'max-forwards');
-    const m = parseMessage(cell.request.serialize(), { datagram: true });
+    const mf = req.headerFields().find((f) => f.key === 'max-forwards');
+    const m = parseMessage(req.serialize(), { datagram: true });
     if (!mf) m.addHeader('Max-Forwards', '70');
     else if (mf.original) {
       // the script did not touch it (no mf_process_maxfwd_header): decrement here
@@ -491,8 +498,10 @@ export class TransactionManager implements TmApi {
     targets: (SendTarget | undefined)[],
     replicate: boolean,
   ): number {
-    const base = this.outBase(cell);
-    const method = cell.request.method;
+    // the context's request is the cell's (failure_route's context shares it)
+    const req = ctx.msg;
+    const base = this.outBase(cell, req);
+    const method = cell.method;
     let started = 0;
     for (let i = 0; i < dests.length; i++) {
       const d = dests[i];
@@ -503,14 +512,15 @@ export class TransactionManager implements TmApi {
         continue;
       }
       // §16.6 step 8: the first part of our branch is the loop-invariant hash (§16.3 step 4)
-      const lh = loopHash(cell.request, d.uri).slice(0, 16);
-      if (this.opts.loopDetect && isLoop(cell.request, lh, this.core)) {
+      const lh = loopHash(req, d.uri).slice(0, 16);
+      if (this.opts.loopDetect && isLoop(req, lh, this.core)) {
         ctx.lastError = E_LOOP;
         this.core.log.log(L_WARN, 'WARNING: t_relay: loop detected');
         continue;
       }
       const index = cell.branches.length;
-      const branch = `z9hG4bK${lh}.${this.instance}${cell.id.toString(36)}.${index}`;
+      // flat: the template builds a chain of concatenations, kept with the branch for seconds
+      const branch = detach(`z9hG4bK${lh}.${this.instance}${cell.id.toString(36)}.${index}`);
       const via = this.core.viaFor(target, branch);
       if (!via) {
         ctx.lastError = E_SEND;
@@ -537,7 +547,6 @@ export class TransactionManager implements TmApi {
       const out = this.transportTo(target);
       const br: CellBranch = {
         index,
-        uri: d.uri,
         target,
         branch,
         // assigned below: the user needs the branch record
@@ -638,7 +647,10 @@ export class TransactionManager implements TmApi {
       else this.core.forwardReply(msg).catch(() => {});
       if (!cell.relayed2xx) {
         cell.relayed2xx = true;
-        this.accepted.set(e2eKey(cell.request), cell);
+        // completed() keeps the key of an INVITE before the request is shed
+        const req = cell.request;
+        if (cell.acceptedKey === undefined && req) cell.acceptedKey = detach(e2eKey(req));
+        if (cell.acceptedKey !== undefined) this.accepted.set(cell.acceptedKey, cell);
       }
       // §16.7 step 10: the other branches are cancelled
       this.cancelPending(cell, br);
@@ -709,13 +721,16 @@ export class TransactionManager implements TmApi {
 
   private async runFailure(cell: Cell): Promise<void> {
     const name = cell.onFailure!;
+    // before the final reply the cell has its request (shed() comes after it)
+    const rctx = cell.ctx;
+    if (!rctx) return;
     // armed once: failure_route must call t_on_failure again for another round (serial forking)
     cell.onFailure = undefined;
     cell.inFailure = true;
-    const fctx = this.core.createContext(cell.request, cell.origin, 'failure');
+    const fctx = this.core.createContext(rctx.msg, cell.origin, 'failure');
     fctx.flags = cell.flags;
     fctx.ruri = cell.ruri;
-    const avps = cell.ctx.avps;
+    const avps = rctx.avps;
     for (const [k, v] of avps) fctx.avps.set(k, [...v]);
     fctx.tmCell = cell;
     try {
@@ -779,27 +794,34 @@ export class TransactionManager implements TmApi {
     this.stats.completed[Math.floor(code / 100)]++;
     // a final reply upstream ends every other branch (§16.7 step 10)
     if (code >= 200) this.cancelPending(cell);
-    if (this.completedCbs.length === 0) return;
-    const ev: TmCompletion = {
-      request: cell.request,
-      flags: cell.flags,
-      src: cell.ctx.src,
-      ruri: cell.ruri,
-      code,
-      reason,
-      reply,
-      ctx: cell.ctx,
-      createdAt: cell.createdAt,
-      completedAt: cell.completedAt,
-    };
-    for (const fn of this.completedCbs) {
-      try {
-        fn(ev);
-      } catch (e) {
-        this.core.log.err(`tm: completion callback failed: ${(e as Error)?.stack ?? e}`);
+    const ctx = cell.ctx;
+    if (!ctx) return;
+    if (this.completedCbs.length > 0) {
+      const ev: TmCompletion = {
+        request: ctx.msg,
+        flags: cell.flags,
+        src: ctx.src,
+        ruri: cell.ruri,
+        code,
+        reason,
+        reply,
+        ctx,
+        createdAt: cell.createdAt,
+        completedAt: cell.completedAt,
+      };
+      for (const fn of this.completedCbs) {
+        try {
+          fn(ev);
+        } catch (e) {
+          this.core.log.err(`tm: completion callback failed: ${(e as Error)?.stack ?? e}`);
+        }
       }
     }
+    // a 2xx that comes later on another branch still goes in the ACK index (afterReplyRoute)
+    if (cell.isInvite && cell.acceptedKey === undefined) cell.acceptedKey = detach(e2eKey(ctx.msg));
+    cell.shed();
   }
+
   // ------------------------------------------------------------------ local UAC (t_uac_dlg)
 
   /** Send a request as a local client transaction; resolves with its final reply. */
@@ -904,4 +926,24 @@ export interface UacResult {
   code: number;
   reason: string;
   reply?: SipMessage;
+}
+
+/** the top Via's address fields, copied: a reply's way back (§18.2.2) without the request */
+function replyRoute(msg: SipMessage): ReplyRoute {
+  let v: Via | undefined;
+  try {
+    v = msg.topVia;
+  } catch {
+    v = undefined; // unparsable: answered to the source
+  }
+  if (!v) return { topVia: undefined };
+  return {
+    topVia: {
+      host: detach(v.host),
+      port: v.port,
+      rport: v.rport,
+      rportValue: v.rportValue,
+      transport: detach(v.transport),
+    },
+  };
 }

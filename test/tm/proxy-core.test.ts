@@ -5,6 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import type { CoreApi, Origin } from '../../src/core/api.js';
 import type { Endpoint, MsgContext } from '../../src/core/context.js';
 import { L_DBG, Logger, MemorySink } from '../../src/core/log.js';
@@ -239,6 +241,66 @@ describe('proxy core on a ManualClock', () => {
     assert.deepEqual(codes(f.up), [100, 404], 'the best of 486 and 404');
     assert.deepEqual(done, [404]);
     assert.deepEqual(flags, [4]);
+  });
+});
+
+describe('a completed transaction in its wait state (wt_timer)', () => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  setFlagsFromString('--no-expose-gc');
+  const collect = async () => {
+    await new Promise((r) => setImmediate(r));
+    gc();
+  };
+  /** relays an INVITE the test keeps no reference to; a WeakRef to its parsed request */
+  async function relayed(tm: TransactionManager, branch: string): Promise<WeakRef<SipMessage>> {
+    const ctx = invite(branch);
+    assert.equal(await tm.relay(ctx), 1);
+    return new WeakRef(ctx.msg);
+  }
+
+  it('lets go of the request once a non-2xx went upstream, and still answers retransmissions and a late 2xx', async () => {
+    const { f, tm } = setup();
+    const acks: (number | undefined)[] = [];
+    tm.onE2eAck((ev) => acks.push(ev.inviteFlags));
+    const weak = await relayed(tm, 'z9hG4bKshed1');
+    tm.receiveReply(answer(f.down[0].msg, 180), origin);
+    await collect();
+    assert.ok(weak.deref() !== undefined, 'a pending transaction keeps its request');
+    // Timer C: CANCEL down, 408 up
+    f.c.advance(120_010);
+    assert.deepEqual(codes(f.up), [100, 180, 408]);
+    await collect();
+    assert.equal(weak.deref(), undefined, 'completed: nothing holds the request any more');
+    // the wait state works from what was kept: the retransmitted INVITE gets the 408 again
+    assert.equal(tm.newtran(invite('z9hG4bKshed1')), 0);
+    assert.deepEqual(codes(f.up), [100, 180, 408, 408]);
+    // the callee answered before the CANCEL reached it: its 2xx still goes up (statelessly)
+    // and is indexed for its ACK
+    tm.receiveReply(answer(f.down[0].msg, 200), origin);
+    assert.equal(f.stateless.at(-1)?.msg.status, 200);
+    await tm.relay(invite('z9hG4bKack2', 'ACK'));
+    assert.deepEqual(acks, [0], 'the ACK for the late 2xx found its INVITE');
+  });
+
+  it('a 2xx: the request goes, the ACK index and the completion report keep working', async () => {
+    const { f, tm } = setup();
+    const done: string[] = [];
+    tm.onCompleted((ev) => done.push(`${ev.code} ${ev.request.method} ${ev.request.callId}`));
+    const acks: (number | undefined)[] = [];
+    tm.onE2eAck((ev) => acks.push(ev.inviteFlags));
+    const weak = await relayed(tm, 'z9hG4bKshed2');
+    tm.receiveReply(answer(f.down[0].msg, 200), origin);
+    assert.deepEqual(codes(f.up), [100, 200]);
+    assert.deepEqual(done, ['200 INVITE cid-1']);
+    await collect();
+    assert.equal(weak.deref(), undefined);
+    const ack = invite('z9hG4bKack1', 'ACK');
+    await tm.relay(ack);
+    assert.deepEqual(acks, [0], 'the ACK for the 2xx found its INVITE');
+    // a retransmitted 2xx from downstream still goes upstream
+    tm.receiveReply(answer(f.down[0].msg, 200), origin);
+    assert.equal(f.up.length + f.stateless.filter((x) => x.msg.status === 200).length, 3);
   });
 });
 

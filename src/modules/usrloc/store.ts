@@ -10,6 +10,7 @@
  * Expiry is by absolute time: a contact whose `expires` has passed is invisible at
  * once and removed by the periodic sweep.
  */
+import { detach } from '../../sip/util.js';
 
 /** SER's contact flags (ul FL_*): stored with the contact, in the `flags` column. */
 export const FL_NAT = 1;
@@ -33,17 +34,6 @@ export function intern(s: string): string {
   if (interned.size > 10000) interned.clear();
   interned.set(s, s);
   return s;
-}
-
-/**
- * A copy of a string that does not keep its source alive: values taken from a parsed
- * message are slices of the whole message text, and a stored contact must not pin it.
- */
-export function detach(s: string): string;
-export function detach(s: string | undefined): string | undefined;
-export function detach(s: string | undefined): string | undefined {
-  if (s === undefined || s.length < 13) return s;
-  return Buffer.from(s, 'utf8').toString('utf8');
 }
 
 export function isPermanent(c: UContact): boolean {
