@@ -11,7 +11,7 @@ export { DbError, isDbError, orFalse } from './errors.js';
 export type { Backend, DbErrorCode } from './errors.js';
 export { maskDbUrl, parseDbUrl, DEFAULT_PORTS } from './url.js';
 export type { DbUrl, ServerDbUrl, SqliteDbUrl } from './url.js';
-export { quoteIdent, translatePlaceholders } from './sql.js';
+export { buildSelect, quoteIdent, translatePlaceholders } from './sql.js';
 export {
   SER_TABLES,
   checkTableVersion,

@@ -6,7 +6,7 @@
  * checked again against a fresh one before the request is refused.
  */
 import { BoundedMap } from '../../core/bounded-map.js';
-import { type Db, type DbParam, isDbError, type Row } from '../../db/index.js';
+import { buildSelect, type Db, type DbParam, isDbError, type Row } from '../../db/index.js';
 
 export interface StoreOptions {
   userColumn: string;
@@ -34,6 +34,8 @@ interface Entry {
 
 export class SubscriberStore {
   private readonly cache: BoundedMap<string, Entry>;
+  /** the SELECT per table (and column count), built once: the statement never changes */
+  private readonly selects = new Map<string, string>();
   hits = 0;
   misses = 0;
 
@@ -71,15 +73,13 @@ export class SubscriberStore {
     const o = this.o;
     const columns = [o.passwordColumn, o.passwordColumn2];
     if (o.rpidColumn) columns.push(o.rpidColumn);
-    const where: Record<string, DbParam> = { [o.userColumn]: user };
-    if (o.useDomain) where[o.domainColumn] = domain;
     let r: Row | undefined;
     try {
-      r = await this.db.selectOne(table, { columns: [...new Set(columns)], where });
+      r = await this.selectRow(table, columns, user, domain);
     } catch (e) {
       // tables of other layouts (Kamailio's subscriber) have no rpid column: do without it
       if (!o.rpidColumn || !isDbError(e) || !e.message.includes(o.rpidColumn) || !this.onNoRpid) throw e;
-      r = await this.db.selectOne(table, { columns: [...new Set(columns.slice(0, 2))], where });
+      r = await this.selectRow(table, columns.slice(0, 2), user, domain);
       this.onNoRpid(`table '${table}' has no column '${o.rpidColumn}': Remote-Party-ID is not loaded`);
       o.rpidColumn = '';
     }
@@ -95,6 +95,25 @@ export class SubscriberStore {
       this.cache.set(this.key(table, user, domain), { row, atMs: this.nowMs() });
     }
     return row;
+  }
+
+  private async selectRow(
+    table: string,
+    cols: string[],
+    user: string,
+    domain: string,
+  ): Promise<Row | undefined> {
+    const o = this.o;
+    const k = `${cols.length}\n${table}`;
+    let sql = this.selects.get(k);
+    if (sql === undefined) {
+      const where: Record<string, DbParam> = { [o.userColumn]: '' };
+      if (o.useDomain) where[o.domainColumn] = '';
+      sql = buildSelect(this.db.backend, table, { columns: [...new Set(cols)], where, limit: 1 }).sql;
+      this.selects.set(k, sql);
+    }
+    // the placeholders in the order of `where` above
+    return (await this.db.query(sql, o.useDomain ? [user, domain] : [user])).rows[0];
   }
 
   invalidate(table: string, user: string, domain: string): void {
