@@ -43,7 +43,11 @@ const opt = {
   // 1 vs 2 worker figures); Kamailio runs with the 2 children its figures were taken with
   children: 1,
   kamChildren: 2,
-  warmup: 10,
+  // V8 compiles the call path's functions through its tiers during the first tens of
+  // seconds; with 10 s of warm-up (2,000 calls) the 100 cps step still paid for it (ours:
+  // 1.58-1.77 CPU-s per 1,000 calls, 0.99-1.09 after 30 s). Kamailio needs none; 30 s
+  // makes every figure a steady-state one (the warm-up steps stay in steps.jsonl).
+  warmup: 30,
   out: '',
 };
 for (let i = 0; i < argv.length; i++) {

@@ -24,7 +24,6 @@ export interface ReplyExtras {
 /** see CoreApi.addForwardHook: `msg` is the copy being sent (ctx.msg for stateless forwarding) */
 export type ForwardHook = (ctx: MsgContext, target: SendTarget, msg: SipMessage) => (() => void) | undefined;
 
-/** Where a received message came from, for answering it. */
 /**
  * What the way back of a reply over UDP depends on (§18.2.2): the top Via's sent-by and
  * rport. A SipMessage is one; a transaction keeps a copy of these fields, not its request.
@@ -33,6 +32,7 @@ export interface ReplyRoute {
   readonly topVia: Pick<Via, 'host' | 'port' | 'rport' | 'rportValue' | 'transport'> | undefined;
 }
 
+/** Where a received message came from, for answering it. */
 export interface Origin {
   readonly src: Endpoint;
   readonly dst: Endpoint;
