@@ -12,9 +12,10 @@
  * Needs sip-tester, sipsak, jq, kamailio, kamailio-sqlite-modules, sqlite3 (scripts/install-bench-deps.sh).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
 import { toMarkdown, writeReport } from './report.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -74,6 +75,27 @@ const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').sl
 const out = resolve(opt.out || join(REPO, 'bench', 'results', stamp));
 mkdirSync(dirname(out), { recursive: true });
 
+// the shared scripts build the subscriber DB only when its file is missing or empty; one left
+// without rows (an interrupted build) fails every authenticated REGISTER of both servers with 401
+const benchDb = process.env.BENCH_DB ?? '/tmp/sip-bench-subscriber.db';
+if (opt.scenarios.includes('regauth') && existsSync(benchDb) && subscriberRows(benchDb) === 0) {
+  process.stdout.write(`bench: ${benchDb} has no subscribers; removed, the runner builds it again\n`);
+  rmSync(benchDb);
+}
+
+function subscriberRows(file: string): number {
+  try {
+    const db = new Database(file, { readonly: true, fileMustExist: true });
+    try {
+      return Number((db.prepare('SELECT COUNT(*) AS n FROM subscriber').get() as { n: number }).n);
+    } finally {
+      db.close();
+    }
+  } catch {
+    return 0;
+  }
+}
+
 const noAuth = opt.scenarios.filter((s) => s !== 'regauth');
 const withAuth = opt.scenarios.includes('regauth');
 const servers: string[] = [];
@@ -89,8 +111,8 @@ if (opt.scenarios.includes('options'))
 const args = ['-S', opt.scenarios.join(','), '-R', String(opt.reps), '-o', out];
 // V8 compiles hot code with its optimizing tier during the first tens of thousands of messages,
 // on a background thread whose CPU the step counts: the runner's 3-second warm-up leaves that
-// inside the first measured step. Both servers get the same 10 s warm-up (a SIP server runs for
-// months; the figures compare steady states).
+// inside the first measured step. Both servers get the same warm-up (`--warmup`, 30 s by default:
+// a SIP server runs for months; the figures compare steady states).
 if (opt.quick) args.push('-d', '5', '--warmup', '2');
 else args.push('--warmup', String(opt.warmup));
 if (!opt.ramp) for (const s of opt.scenarios) args.push('--rates', `${s}=${SAME_RATES[s]}`);
