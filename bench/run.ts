@@ -12,7 +12,7 @@
  * Needs sip-tester, sipsak, jq, kamailio, kamailio-sqlite-modules, sqlite3 (scripts/install-bench-deps.sh).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
@@ -75,12 +75,14 @@ const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').sl
 const out = resolve(opt.out || join(REPO, 'bench', 'results', stamp));
 mkdirSync(dirname(out), { recursive: true });
 
-// the shared scripts build the subscriber DB only when its file is missing or empty; one left
-// without rows (an interrupted build) fails every authenticated REGISTER of both servers with 401
+// the shared server scripts build the subscriber DB only when its file is missing or empty, while
+// the runner waits for the server to answer; interrupted, the build leaves the tables without rows
+// and every authenticated REGISTER of both servers fails with 401. Built here, to the end.
 const benchDb = process.env.BENCH_DB ?? '/tmp/sip-bench-subscriber.db';
-if (opt.scenarios.includes('regauth') && existsSync(benchDb) && subscriberRows(benchDb) === 0) {
-  process.stdout.write(`bench: ${benchDb} has no subscribers; removed, the runner builds it again\n`);
-  rmSync(benchDb);
+if (opt.scenarios.includes('regauth') && subscriberRows(benchDb) === 0) {
+  process.stdout.write(`bench: building the subscriber DB ${benchDb}\n`);
+  spawnSync(join(SHARED, 'kamailio', 'mkdb.sh'), [benchDb], { stdio: 'inherit' });
+  if (subscriberRows(benchDb) === 0) die(`${benchDb} has no subscribers after mkdb.sh`);
 }
 
 function subscriberRows(file: string): number {
