@@ -44,10 +44,7 @@ const opt = {
   // 1 vs 2 worker figures); Kamailio runs with the 2 children its figures were taken with
   children: 1,
   kamChildren: 2,
-  // V8 compiles the call path's functions through its tiers during the first tens of
-  // seconds; with 10 s of warm-up (2,000 calls) the 100 cps step still paid for it (ours:
-  // 1.58-1.77 CPU-s per 1,000 calls, 0.99-1.09 after 30 s). Kamailio needs none; 30 s
-  // makes every figure a steady-state one (the warm-up steps stay in steps.jsonl).
+  // seconds; why 30 where the warm-up is passed to the runner below
   warmup: 30,
   out: '',
 };
@@ -113,8 +110,10 @@ if (opt.scenarios.includes('options'))
 const args = ['-S', opt.scenarios.join(','), '-R', String(opt.reps), '-o', out];
 // V8 compiles hot code with its optimizing tier during the first tens of thousands of messages,
 // on a background thread whose CPU the step counts: the runner's 3-second warm-up leaves that
-// inside the first measured step. Both servers get the same warm-up (`--warmup`, 30 s by default:
-// a SIP server runs for months; the figures compare steady states).
+// inside the first measured step, and 10 s (2,000 calls at 200 cps) left it in the 100 cps step
+// (ours 1.58-1.77 CPU-s per 1,000 calls, 0.99-1.09 after 30 s). Both servers get the same
+// warm-up, 30 s by default: a SIP server runs for months; the figures compare steady states
+// (the warm-up steps stay in steps.jsonl).
 if (opt.quick) args.push('-d', '5', '--warmup', '2');
 else args.push('--warmup', String(opt.warmup));
 if (!opt.ramp) for (const s of opt.scenarios) args.push('--rates', `${s}=${SAME_RATES[s]}`);
