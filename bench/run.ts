@@ -44,7 +44,7 @@ const opt = {
   // 1 vs 2 worker figures); Kamailio runs with the 2 children its figures were taken with
   children: 1,
   kamChildren: 2,
-  // seconds; why 30 where the warm-up is passed to the runner below
+  // 30 s: why, where the warm-up is passed to the runner below
   warmup: 30,
   out: '',
 };
