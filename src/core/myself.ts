@@ -41,7 +41,9 @@ export class Myself {
    * so the caller passes the effective port; aliases given without port match any port.
    */
   matches(host: string, port: number): boolean {
-    const ports = this.hosts.get(normHost(host));
+    // the stored keys are normHost's output and normHost(key) is key: a host written as
+    // stored (the usual case) skips the IP test and normalisation
+    const ports = this.hosts.get(host) ?? this.hosts.get(normHost(host));
     if (!ports) return false;
     return ports.has(0) || ports.has(port);
   }

@@ -13,7 +13,35 @@ export function stripBrackets(host: string): string {
 
 /** 4 or 6 for an IP literal (brackets allowed around IPv6), 0 otherwise. */
 export function ipFamily(host: string): 0 | 4 | 6 {
+  // every send and several script tests ask this of an IPv4 address: a loop over its
+  // characters costs a fraction of node:net's regular expression (1.2 % of an OPTIONS)
+  const c0 = host.charCodeAt(0);
+  if (c0 >= 48 && c0 <= 57 && isIPv4Text(host)) return 4;
   return isIP(stripBrackets(host)) as 0 | 4 | 6;
+}
+
+/** A dotted quad exactly as node:net's isIPv4 accepts it: 0-255, no leading zeros. */
+export function isIPv4Text(s: string): boolean {
+  const n = s.length;
+  if (n < 7 || n > 15) return false;
+  let parts = 0;
+  let i = 0;
+  for (;;) {
+    const st = i;
+    let v = 0;
+    while (i < n) {
+      const c = s.charCodeAt(i);
+      if (c < 48 || c > 57) break;
+      v = v * 10 + c - 48;
+      i++;
+    }
+    const len = i - st;
+    if (len === 0 || len > 3 || v > 255 || (len > 1 && s.charCodeAt(st) === 48)) return false;
+    parts++;
+    if (i === n) return parts === 4;
+    if (parts === 4 || s.charCodeAt(i) !== 46) return false;
+    i++;
+  }
 }
 
 /** True when `host` is an IPv4 or IPv6 literal (IPv6 optionally in brackets). */

@@ -857,7 +857,8 @@ function literalLookup(
     address: string,
     family: number,
   ) => void;
-  const af = net.isIP(address);
+  // a bracketed IPv6 reference is not an address the socket can send to
+  const af = address.charCodeAt(0) === 91 ? 0 : ipFamily(address);
   if (af === 0) {
     const e: NodeJS.ErrnoException = new Error(`not an IP address: ${address}`);
     e.code = 'EINVAL';

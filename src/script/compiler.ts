@@ -83,6 +83,17 @@ export interface CompileOptions {
 
 /** host and port of a SIP URI, tiny and tolerant: only for uri==myself */
 export function uriHostPort(uri: string): { host: string; port: number | undefined } | undefined {
+  // a script tests the same R-URI several times (uri==myself in two places of the default
+  // script), so the last answer is kept; the result is never modified by the callers
+  if (uri === lastHpUri) return lastHp;
+  lastHp = hostPortOf(uri);
+  lastHpUri = uri;
+  return lastHp;
+}
+let lastHpUri: string | undefined;
+let lastHp: { host: string; port: number | undefined } | undefined;
+
+function hostPortOf(uri: string): { host: string; port: number | undefined } | undefined {
   const colon = uri.indexOf(':');
   if (colon < 0) return undefined;
   let s = uri.slice(colon + 1);

@@ -470,12 +470,25 @@ export class SipMessage {
 
   // ---------------------------------------------------------------- edits
 
-  private touch(): void {
+  /**
+   * Marks the message edited and forgets what was parsed from header `key` (every header
+   * when omitted). Only that header's parse goes: mf_process_maxfwd_header edits nearly
+   * every request, and dropping them all made the top Via be parsed twice per message.
+   * Memo entries of header values are keyed by the header's canonical key.
+   */
+  private touch(key?: string): void {
     this.edited = true;
-    this.memo = undefined;
-    this.viaC = undefined;
-    this.fromC = undefined;
-    this.toC = undefined;
+    if (key === undefined) {
+      this.memo = undefined;
+      this.viaC = undefined;
+      this.fromC = undefined;
+      this.toC = undefined;
+      return;
+    }
+    this.memo?.delete(key);
+    if (key === 'via') this.viaC = undefined;
+    else if (key === 'from') this.fromC = undefined;
+    else if (key === 'to') this.toC = undefined;
   }
 
   /** Adds a header line at the top of the header section (e.g. our Via) or at the bottom. */
@@ -484,7 +497,7 @@ export class SipMessage {
     const f = HeaderField.added(prettyName(name), value);
     if (where === 'top') this.fields.unshift(f);
     else this.fields.push(f);
-    this.touch();
+    this.touch(f.key);
   }
 
   /** Removes every line of that header; returns how many were removed. */
@@ -493,7 +506,7 @@ export class SipMessage {
     const before = this.fields.length;
     this.fields = this.fields.filter((f) => f.key !== k);
     const n = before - this.fields.length;
-    if (n > 0) this.touch();
+    if (n > 0) this.touch(k);
     return n;
   }
 
@@ -517,7 +530,7 @@ export class SipMessage {
         vals.splice(i, 1);
         this.fields[fi] = HeaderField.added(f.name, vals.join(', '));
       }
-      this.touch();
+      this.touch(k);
       return true;
     }
     return false;
@@ -535,9 +548,23 @@ export class SipMessage {
   replaceHeader(name: string, value: string): void {
     checkEdit(name, value);
     const k = headerKey(name);
+    const fs = this.fields;
+    let at = -1;
+    let lines = 0;
+    for (let i = 0; i < fs.length; i++)
+      if (fs[i].key === k) {
+        if (at < 0) at = i;
+        lines++;
+      }
+    if (lines === 1) {
+      // the usual case (Max-Forwards): one line, replaced where it stands
+      fs[at] = HeaderField.added(fs[at].name, value);
+      this.touch(k);
+      return;
+    }
     let done = false;
     const out: HeaderField[] = [];
-    for (const f of this.fields) {
+    for (const f of fs) {
       if (f.key !== k) out.push(f);
       else if (!done) {
         out.push(HeaderField.added(f.name, value));
@@ -546,7 +573,7 @@ export class SipMessage {
     }
     if (!done) out.push(HeaderField.added(prettyName(name), value));
     this.fields = out;
-    this.touch();
+    this.touch(k);
   }
 
   /** Changes the Request-URI of a request. */
@@ -554,7 +581,8 @@ export class SipMessage {
     if (!this.isRequest) throw new TypeError('setRuri on a reply');
     if (uri.length === 0 || /[\s\0]/.test(uri)) throw new RangeError('invalid Request-URI');
     this.newRuri = uri === this.ruri ? undefined : uri;
-    this.touch();
+    // no header changed; parsedRuri's memo is keyed by the URI itself
+    this.edited = true;
   }
 
   /**
@@ -567,7 +595,7 @@ export class SipMessage {
     this.replaceHeader('Content-Length', String(b.length));
     if (contentType !== undefined) this.replaceHeader('Content-Type', contentType);
     else if (b.length === 0) this.removeHeader('content-type');
-    this.touch();
+    this.edited = true;
   }
 
   /** Adds Content-Length (body length) when absent, e.g. before sending a UDP-received message over TCP. */
@@ -643,7 +671,7 @@ export class SipMessage {
 
 function checkEdit(name: string, value: string): void {
   if (!isToken(name)) throw new RangeError(`invalid header name: ${JSON.stringify(name)}`);
-  if (/[\r\n\0]/.test(value)) throw new RangeError('header value must not contain CR, LF or NUL');
+  if (value.indexOf('\r') >= 0 || value.indexOf('\n') >= 0 || value.indexOf('\0') >= 0) throw new RangeError('header value must not contain CR, LF or NUL');
 }
 
 // ==================================================================== parser

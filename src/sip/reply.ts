@@ -42,6 +42,27 @@ export function generateTag(): string {
   return `${tagPrefix}-${tagSeq.toString(16)}`;
 }
 
+/**
+ * A To-tag for a reply to `req` that is the same for every retransmission of it (the ACK of
+ * a stateless negative reply, or a repeated REGISTER, must see the same tag): `prefix`, a dot
+ * and an FNV-1a hash (32 bits) of Call-ID, From-tag, CSeq number and top Via branch. It only
+ * has to be stable, not secret: md5 cost 8 % of an OPTIONS and 4.6 % of a REGISTER.
+ */
+export function requestTag(prefix: string, req: SipMessage): string {
+  let h = fnvMix(0x811c9dc5, req.callId);
+  h = fnvMix(h, req.fromTag ?? '');
+  h = fnvMix(h, String(req.cseq.seq));
+  h = fnvMix(h, req.topVia?.branch ?? '');
+  return `${prefix}.${(h >>> 0).toString(16).padStart(8, '0')}`;
+}
+
+function fnvMix(h0: number, s: string): number {
+  let h = h0;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  // a separator, so that "ab"+"c" and "a"+"bc" differ
+  return Math.imul(h ^ 0x7c, 0x01000193);
+}
+
 function hasTag(to: string): boolean {
   try {
     return parseAddress(to, 'To').tag !== undefined;
@@ -51,7 +72,8 @@ function hasTag(to: string): boolean {
 }
 
 function checkLine(s: string): string {
-  if (/[\r\n]/.test(s)) throw new RangeError('header text must not contain CR or LF');
+  // two indexOf scans: a regex test per header line showed as 2 % of a REGISTER
+  if (s.indexOf('\n') >= 0 || s.indexOf('\r') >= 0) throw new RangeError('header text must not contain CR or LF');
   return s;
 }
 

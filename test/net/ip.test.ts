@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { isIPv4 } from 'node:net';
 import { describe, it } from 'node:test';
 import {
   compressIpv6,
@@ -9,6 +10,7 @@ import {
   isAnyAddress,
   isIpLiteral,
   isIpv4Mapped,
+  isIPv4Text,
   normalizeIp,
   sameIp,
   stripBrackets,
@@ -26,6 +28,34 @@ describe('ip helpers', () => {
     assert.equal(isIpLiteral('sip.example.com'), false);
     assert.equal(stripBrackets('[::1]'), '::1');
     assert.equal(stripBrackets('[x'), '[x');
+  });
+
+  it('classifies dotted quads exactly as node:net does', () => {
+    const cases = ['0.0.0.0', '255.255.255.255', '1.2.3.4', '01.2.3.4', '1.2.3.04', '1.2.3', '1.2.3.4.5',
+      '1.2.3.', '.1.2.3', '1..2.3', '256.1.1.1', '1.2.3.4 ', '1.2.3.4a', '1000.1.1.1', '2001:db8::1', '1:2::3'];
+    // random strings over the characters that matter, to reach the corners a list misses
+    let seed = 7;
+    const rnd = (n: number) => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed % n;
+    };
+    const alphabet = '0123456789...:a';
+    for (let k = 0; k < 20_000; k++) {
+      let s = '';
+      for (let j = rnd(17); j > 0; j--) s += alphabet[rnd(alphabet.length)];
+      cases.push(s);
+      // and near-quads: 3-5 numbers up to 300, some with a leading zero
+      const parts: string[] = [];
+      for (let j = 3 + rnd(3); j > 0; j--) parts.push((rnd(8) === 0 ? '0' : '') + String(rnd(301)));
+      cases.push(parts.join('.'));
+    }
+    let v4 = 0;
+    for (const s of cases) {
+      assert.equal(isIPv4Text(s), isIPv4(s), s);
+      assert.equal(ipFamily(s), s.length > 0 && isIPv4(s) ? 4 : ipFamily(`[${s}]`) === 6 ? 6 : 0, s);
+      if (isIPv4(s)) v4++;
+    }
+    assert.ok(v4 > 50, `only ${v4} random IPv4 addresses`);
   });
 
   it('expands and compresses IPv6 per RFC 5952', () => {

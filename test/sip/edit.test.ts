@@ -34,6 +34,34 @@ describe('round trip and edits', () => {
     assert.equal(m.topVia?.branch, 'z9hG4bK-proxy1', 'accessor cache refreshed after edit');
   });
 
+  it('an edit forgets only what was parsed from the edited header', () => {
+    const m = parseOk(typicalInvite());
+    const via = m.topVia;
+    const from = m.from;
+    const contacts = m.contacts;
+    assert.equal(m.maxForwards, 70);
+    m.replaceHeader('Max-Forwards', '69');
+    assert.equal(m.maxForwards, 69, 'the edited header is parsed again');
+    assert.equal(m.topVia, via, 'the Via parse is kept');
+    assert.equal(m.from, from);
+    assert.equal(m.contacts, contacts);
+    m.addHeader('Contact', '<sip:second@192.0.2.9>');
+    assert.equal(m.contacts.length, contacts.length + 1);
+    assert.equal(m.topVia, via);
+    m.addHeader('Via', 'SIP/2.0/UDP 203.0.113.1;branch=z9hG4bK-p2', 'top');
+    assert.equal(m.topVia?.branch, 'z9hG4bK-p2');
+    m.removeHeaderValue('via', 0);
+    assert.equal(m.topVia?.branch, via?.branch);
+    m.replaceHeader('From', '<sip:other@example.org>;tag=zz');
+    assert.equal(m.fromTag, 'zz');
+    assert.equal(m.cseq.seq, 1);
+    m.replaceHeader('CSeq', '9 INVITE');
+    assert.equal(m.cseq.seq, 9, 'the CSeq parse is renewed');
+    m.setRuri('sip:new@example.org');
+    assert.equal(m.parsedRuri.user, 'new');
+    assert.equal(m.fromTag, 'zz');
+  });
+
   it('add at the bottom, remove, replace', () => {
     const m = parseOk(typicalInvite());
     m.addHeader('X-Trace', 'abc');

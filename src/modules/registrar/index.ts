@@ -4,7 +4,7 @@
  * turns a Request-URI into the registered contacts (the best one in the R-URI, the
  * others as branches); registered() tells whether an AOR has a binding.
  */
-import { hash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { CoreApi } from '../../core/api.js';
 import { MAX_BRANCHES } from '../../core/actions.js';
 import { avpOf, type MsgContext } from '../../core/context.js';
@@ -18,6 +18,7 @@ import {
 } from '../../core/module.js';
 import { describeArg } from '../../script/args.js';
 import type { Contact } from '../../sip/headers.js';
+import { requestTag } from '../../sip/reply.js';
 import { parseUri, type SipUri, unescapeUnreserved, uriEquals } from '../../sip/uri.js';
 import {
   type Change,
@@ -276,12 +277,6 @@ function socketName(dst: MsgContext['dst']): string {
   return lastSocket;
 }
 
-function toTag(st: RegistrarState, ctx: MsgContext): string {
-  const m = ctx.msg;
-  const h = hash('md5', `${m.callId}${m.fromTag ?? ''}${m.cseq.seq}${m.topVia?.branch ?? ''}`, 'hex');
-  return `${st.tagPrefix}.${h.slice(0, 8)}`;
-}
-
 let dateSec = -1;
 let dateLine = '';
 /** the Date header of a 200 (RFC 3261 §10.3 step 8), formatted once per second */
@@ -306,7 +301,7 @@ function sendReply(st: RegistrarState, ctx: MsgContext, res: SaveResult): boolea
   }
   let buf: Buffer;
   try {
-    buf = st.core.buildReply(ctx, res.code, res.reason, { headers, toTag: toTag(st, ctx) });
+    buf = st.core.buildReply(ctx, res.code, res.reason, { headers, toTag: requestTag(st.tagPrefix, ctx.msg) });
   } catch (e) {
     st.core.log.log(L_ERR, `ERROR: save: cannot build the reply: ${(e as Error).message}`);
     return false;
