@@ -17,7 +17,7 @@ export function viaWithReceived(
   forceRport: boolean,
 ): string | undefined {
   const needRport = (via.rport && via.rportValue === undefined) || (forceRport && via.rportValue !== srcPort);
-  const sameHost = normHost(via.host) === normHost(srcIp);
+  const sameHost = via.host === srcIp || normHost(via.host) === normHost(srcIp);
   const needReceived = (!sameHost || needRport) && via.received !== srcIp;
   if (!needRport && !needReceived) return undefined;
   // rebuild the parameter list: drop old received/rport, keep the rest as written

@@ -107,6 +107,7 @@ export function compressIpv6(groups: readonly number[]): string {
  * plain IPv4 address unless `unmap` is false. Non-IP strings are returned lower-cased.
  */
 export function normalizeIp(addr: string, unmap = true): string {
+  if (isIPv4Text(addr)) return addr;
   const s = stripBrackets(addr);
   const fam = isIP(s);
   if (fam === 4) return s;

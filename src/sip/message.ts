@@ -256,16 +256,30 @@ export class SipMessage {
 
   /** value of the first header line with that name (any case, compact form accepted) */
   header(name: string): string | undefined {
-    const k = headerKey(name);
-    for (const f of this.fields) if (f.key === k) return f.value;
-    return undefined;
+    return this.firstOf(headerKey(name));
   }
 
   /** values of all header lines with that name, in order */
   headers(name: string): string[] {
-    const k = headerKey(name);
+    return this.allOf(headerKey(name));
+  }
+
+  // the accessors below pass canonical keys to these, saving headerKey's map lookup per call
+  private firstOf(k: string): string | undefined {
+    for (const f of this.fields) if (f.key === k) return f.value;
+    return undefined;
+  }
+
+  private allOf(k: string): string[] {
     const out: string[] = [];
     for (const f of this.fields) if (f.key === k) out.push(f.value);
+    return out;
+  }
+
+  /** values(k) of a multi-valued header */
+  private splitOf(k: string): string[] {
+    const out: string[] = [];
+    for (const f of this.fields) if (f.key === k) for (const v of splitTopLevel(f.value)) out.push(v);
     return out;
   }
 
@@ -275,10 +289,7 @@ export class SipMessage {
    */
   values(name: string): string[] {
     const k = headerKey(name);
-    if (SINGLE_VALUED.has(k)) return this.headers(k);
-    const out: string[] = [];
-    for (const f of this.fields) if (f.key === k) for (const v of splitTopLevel(f.value)) out.push(v);
-    return out;
+    return SINGLE_VALUED.has(k) ? this.allOf(k) : this.splitOf(k);
   }
 
   hasHeader(name: string): boolean {
@@ -300,7 +311,10 @@ export class SipMessage {
   private cached<T>(key: string, reason: string, fn: () => T): T {
     let m = this.memo;
     if (m === undefined) this.memo = m = new Map();
-    if (m.has(key)) return m.get(key) as T;
+    else {
+      const v = m.get(key);
+      if (v !== undefined || m.has(key)) return v as T;
+    }
     const v = guard(reason, fn);
     m.set(key, v);
     return v;
@@ -319,7 +333,7 @@ export class SipMessage {
   /** every via-parm, top first */
   get vias(): Via[] {
     let v = this.viaC;
-    if (v === undefined) this.viaC = v = guard('Bad Via header', () => this.values('via').map(parseVia));
+    if (v === undefined) this.viaC = v = guard('Bad Via header', () => this.splitOf('via').map(parseVia));
     return v;
   }
 
@@ -352,14 +366,14 @@ export class SipMessage {
   }
 
   get callId(): string {
-    return this.header('call-id') ?? '';
+    return this.firstOf('call-id') ?? '';
   }
 
   /** CSeq number and method (validated at parse time) */
   get cseq(): CSeq {
     if (!this.edited) return this.cseq0;
     return this.cached('cseq', 'Bad CSeq header', () => {
-      const v = this.header('cseq');
+      const v = this.firstOf('cseq');
       return v === undefined ? this.cseq0 : parseCSeq(v);
     });
   }
@@ -368,18 +382,18 @@ export class SipMessage {
   get contacts(): Contact[] {
     return this.cached('contact', 'Bad Contact header', () => {
       const out: Contact[] = [];
-      for (const v of this.headers('contact')) for (const c of parseContacts(v)) out.push(c);
+      for (const v of this.allOf('contact')) for (const c of parseContacts(v)) out.push(c);
       return out;
     });
   }
 
   get routes(): NameAddr[] {
-    return this.cached('route', 'Bad Route header', () => parseRouteList(this.values('route'), 'Route'));
+    return this.cached('route', 'Bad Route header', () => parseRouteList(this.splitOf('route'), 'Route'));
   }
 
   get recordRoutes(): NameAddr[] {
     return this.cached('record-route', 'Bad Record-Route header', () =>
-      parseRouteList(this.values('record-route'), 'Record-Route'),
+      parseRouteList(this.splitOf('record-route'), 'Record-Route'),
     );
   }
 
@@ -404,7 +418,7 @@ export class SipMessage {
 
   /** Content-Length header value, undefined when absent (UDP) */
   get contentLength(): number | undefined {
-    const v = this.header('content-length');
+    const v = this.firstOf('content-length');
     if (v === undefined) return undefined;
     const n = parseDigits(v, 10);
     return n < 0 ? undefined : n;
@@ -420,25 +434,25 @@ export class SipMessage {
   /** one entry per Authorization line */
   get authorization(): Credentials[] {
     return this.cached('authorization', 'Bad Authorization header', () =>
-      this.headers('authorization').map((v) => parseCredentials(v, 'Authorization')),
+      this.allOf('authorization').map((v) => parseCredentials(v, 'Authorization')),
     );
   }
 
   get proxyAuthorization(): Credentials[] {
     return this.cached('proxy-authorization', 'Bad Proxy-Authorization header', () =>
-      this.headers('proxy-authorization').map((v) => parseCredentials(v, 'Proxy-Authorization')),
+      this.allOf('proxy-authorization').map((v) => parseCredentials(v, 'Proxy-Authorization')),
     );
   }
 
   get wwwAuthenticate(): Challenge[] {
     return this.cached('www-authenticate', 'Bad WWW-Authenticate header', () =>
-      this.headers('www-authenticate').map((v) => parseChallenge(v, 'WWW-Authenticate')),
+      this.allOf('www-authenticate').map((v) => parseChallenge(v, 'WWW-Authenticate')),
     );
   }
 
   get proxyAuthenticate(): Challenge[] {
     return this.cached('proxy-authenticate', 'Bad Proxy-Authenticate header', () =>
-      this.headers('proxy-authenticate').map((v) => parseChallenge(v, 'Proxy-Authenticate')),
+      this.allOf('proxy-authenticate').map((v) => parseChallenge(v, 'Proxy-Authenticate')),
     );
   }
 
