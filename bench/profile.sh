@@ -5,6 +5,7 @@
 # PERF=1: on-CPU samples with Linux perf instead (node --perf-basic-prof names the JS frames;
 # kernel time shows too). --cpu-prof samples wall time, so a send that wakes SIPp and gets the
 # server preempted looks expensive there; perf counts only time on a CPU.
+# PERF_ARGS: more perf record options, e.g. "-g" for call chains (perf report -i OUT/perf.data -G).
 # Needs the bench tools (scripts/install-bench-deps.sh) and a build (npm run build).
 # Every SIPp run is bounded by -m (RATE x SECONDS) and a timeout.
 set -euo pipefail
@@ -55,7 +56,7 @@ threads() {
 }
 threads > "$OUT/threads0"
 if [ "${PERF:-0}" = 1 ]; then
-  perf record -q -e cpu-clock -F 4000 -p "$SPID" -o "$OUT/perf.data" -- sleep $((DUR > 2 ? DUR - 1 : 1)) 2>/dev/null &
+  perf record -q -e cpu-clock -F 4000 ${PERF_ARGS:-} -p "$SPID" -o "$OUT/perf.data" -- sleep $((DUR > 2 ? DUR - 1 : 1)) 2>/dev/null &
   PERFP=$!
 fi
 sipp_run "$RATE" "$N" "$UAC" "${ARGS[@]}" || echo "sipp reported failures (see $OUT)"

@@ -109,7 +109,7 @@ export function parseVia(raw: string): Via {
     if (ttl < 0 || ttl > 255) throw new SipParseError('Bad Via ttl');
   }
   return {
-    protocol: `${parts[0]}/${parts[1]}`,
+    protocol: parts[0] === 'SIP' && parts[1] === '2.0' ? 'SIP/2.0' : `${parts[0]}/${parts[1]}`,
     transport: parts[2],
     host,
     port,

@@ -685,7 +685,8 @@ export class SipMessage {
 
 function checkEdit(name: string, value: string): void {
   if (!isToken(name)) throw new RangeError(`invalid header name: ${JSON.stringify(name)}`);
-  if (value.indexOf('\r') >= 0 || value.indexOf('\n') >= 0 || value.indexOf('\0') >= 0) throw new RangeError('header value must not contain CR, LF or NUL');
+  if (value.indexOf('\r') >= 0 || value.indexOf('\n') >= 0 || value.indexOf('\0') >= 0)
+    throw new RangeError('header value must not contain CR, LF or NUL');
 }
 
 // ==================================================================== parser

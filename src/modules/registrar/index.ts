@@ -301,7 +301,10 @@ function sendReply(st: RegistrarState, ctx: MsgContext, res: SaveResult): boolea
   }
   let buf: Buffer;
   try {
-    buf = st.core.buildReply(ctx, res.code, res.reason, { headers, toTag: requestTag(st.tagPrefix, ctx.msg) });
+    buf = st.core.buildReply(ctx, res.code, res.reason, {
+      headers,
+      toTag: requestTag(st.tagPrefix, ctx.msg),
+    });
   } catch (e) {
     st.core.log.log(L_ERR, `ERROR: save: cannot build the reply: ${(e as Error).message}`);
     return false;
