@@ -4,7 +4,7 @@ import type { CoreConfig } from '../../src/core/config.js';
 import type { MsgContext } from '../../src/core/context.js';
 import { Core } from '../../src/core/core.js';
 import { MemorySink } from '../../src/core/log.js';
-import { viaWithReceived } from '../../src/core/via.js';
+import { loopHash, viaWithReceived } from '../../src/core/via.js';
 import { SipResolver } from '../../src/net/dns.js';
 import type { RecvInfo } from '../../src/net/transports.js';
 import { parseMessage } from '../../src/sip/message.js';
@@ -98,5 +98,35 @@ describe('dns=yes: a Via host name that resolves to the source gets no received'
   });
   it('with dns=no a name always gets received', async () => {
     assert.match(await viaSeen(false, 'ua.test'), /;received=127\.0\.0\.9$/);
+  });
+});
+
+describe('loopHash (loop and spiral detection, RFC 3261 §16.3 step 4)', () => {
+  const req = (callId: string, extra = '') =>
+    parseMessage(
+      Buffer.from(
+        'INVITE sip:bob@192.0.2.7 SIP/2.0\r\n' +
+          `Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-top\r\n${extra}` +
+          'Via: SIP/2.0/UDP 192.0.2.9:5070;branch=z9hG4bK-orig\r\n' +
+          'From: <sip:a@x>;tag=f1\r\nTo: <sip:bob@y>\r\n' +
+          `Call-ID: ${callId}\r\nCSeq: 5 INVITE\r\nContent-Length: 0\r\n\r\n`,
+      ),
+    );
+  it('is the same for the same request and another hop, differs for a spiral or another call', () => {
+    const h = loopHash(req('c1'), 'sip:bob@192.0.2.7');
+    assert.match(h, /^[0-9a-f]{32}$/);
+    assert.equal(loopHash(req('c1'), 'sip:bob@192.0.2.7'), h, 'stable');
+    // the top Vias a loop adds do not change it: only the bottom one is hashed
+    assert.equal(
+      loopHash(req('c1', 'Via: SIP/2.0/UDP 203.0.113.5;branch=z9hG4bK-x\r\n'), 'sip:bob@192.0.2.7'),
+      h,
+    );
+    assert.notEqual(loopHash(req('c1'), 'sip:bob@192.0.2.8'), h, 'a new Request-URI is a spiral');
+    assert.notEqual(loopHash(req('c2'), 'sip:bob@192.0.2.7'), h);
+  });
+  it('spreads: 20,000 calls give 20,000 distinct 64-bit prefixes', () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 20_000; i++) seen.add(loopHash(req(`call-${i}`), 'sip:bob@192.0.2.7').slice(0, 16));
+    assert.equal(seen.size, 20_000);
   });
 });
