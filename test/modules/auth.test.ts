@@ -236,6 +236,65 @@ describe('nonces', () => {
     assert.equal(new NonceTracker(0).use('a', 1, undefined, 'k', 0), 'ok', 'a size below 1 counts as 1');
   });
 
+  it('the tracker judges as a plain map of nonces would, through eviction, pruning and probe runs', () => {
+    // the reference: the rules of NonceTracker written with a Map and an arrival list
+    class Reference {
+      seen = new Map<string, { exp: number; nc: number; key: string; at: number }>();
+      order: string[] = [];
+      floor = 0;
+      constructor(readonly max: number) {}
+      drop(evicted: boolean): void {
+        const id = this.order.shift() as string;
+        const e = this.seen.get(id);
+        if (evicted && e && e.exp > this.floor) this.floor = e.exp;
+        this.seen.delete(id);
+      }
+      use(nonce: string, exp: number, nc: string | undefined, key: string, now: number): string {
+        for (let i = 0; i < 16 && this.order.length > 0; i++) {
+          const e = this.seen.get(this.order[0]);
+          if (!e || e.exp >= Math.floor(now / 1000)) break;
+          this.drop(false);
+        }
+        const n = nc === undefined ? -1 : Number.parseInt(nc, 16);
+        const e = this.seen.get(nonce);
+        if (!e) {
+          if (exp <= this.floor) return 'replay';
+          if (this.order.length === this.max) this.drop(true);
+          this.seen.set(nonce, { exp, nc: n, key, at: now });
+          this.order.push(nonce);
+          return 'ok';
+        }
+        if (e.key === key && e.nc === n && now - e.at < 32_000) return 'retransmission';
+        if (n >= 0 && e.nc >= 0 && n > e.nc) {
+          Object.assign(e, { nc: n, key, at: now });
+          return 'ok';
+        }
+        return 'replay';
+      }
+    }
+    let seed = 7;
+    const rnd = (k: number) => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return (seed >>> 8) % k;
+    };
+    for (const max of [1, 3, 10, 37]) {
+      const t = new NonceTracker(max);
+      const ref = new Reference(max);
+      let now = 0;
+      for (let i = 0; i < 20_000; i++) {
+        now += rnd(400);
+        // a small pool of nonces, so uses repeat and the table fills, empties and wraps
+        const nonce = `n${rnd(3 * max + 5)}`;
+        const exp = 1 + Math.floor(now / 1000) + rnd(20);
+        const nc = rnd(3) === 0 ? undefined : (rnd(6) + 1).toString(16).padStart(8, '0');
+        const key = `k${rnd(4)}`;
+        const want = ref.use(nonce, exp, nc, key, now);
+        assert.equal(t.use(nonce, exp, nc, key, now), want, `max ${max}, use ${i} of ${nonce}`);
+        assert.equal(t.size, ref.seen.size);
+      }
+    }
+  });
+
   it('expired entries are pruned as time passes', () => {
     const t = new NonceTracker();
     t.use('old', 10, undefined, 'k', 0);
@@ -463,6 +522,29 @@ describe('www_authorize / proxy_authorize return values', () => {
       await md5Only.db.call(req('REGISTER', [h2]), 'www_authorize', REALM, 'subscriber'),
       AUTH_ERROR,
     );
+  });
+
+  it('calculate_ha1: the HA1 kept on a cached row serves only the same username, realm and algorithm', async () => {
+    const r = await rig({}, { calculate_ha1: 1, cache_ttl: 60 });
+    const [s] = await challengeOf(r, 'www', '1');
+    const nonce = s!.nonce!;
+    const reg = (o: { nc: number; realm?: string; user?: string; password?: string }) =>
+      r.db.call(
+        req('REGISTER', [creds({ nonce, qop: 'auth', ...o })]),
+        'www_authorize',
+        o.realm ?? REALM,
+        'subscriber',
+      );
+    assert.equal(await reg({ nc: 1 }), AUTH_OK);
+    assert.equal(await reg({ nc: 2 }), AUTH_OK, 'from the kept HA1');
+    assert.equal(r.db.state.store.size, 1);
+    // the same row under another realm and another spelling of the user: HA1 differs
+    assert.equal(await reg({ nc: 3, realm: 'other.org' }), AUTH_OK);
+    assert.equal(await reg({ nc: 4, user: `alice@${REALM}` }), AUTH_OK);
+    // each answered from the cached row: a wrong HA1 would have sent it back to the database
+    assert.equal(r.db.state.store.misses, 1);
+    assert.equal(await reg({ nc: 5, password: 'wrong' }), AUTH_INVALID_PASSWORD);
+    assert.equal(await reg({ nc: 6 }), AUTH_OK);
   });
 
   it('an MD5 answer is refused when only SHA-256 is offered', async () => {

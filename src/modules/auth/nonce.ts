@@ -57,16 +57,6 @@ export class NonceSigner {
 /** How the tracker judged one use of a nonce. */
 export type NonceUse = 'ok' | 'retransmission' | 'replay';
 
-interface Seen {
-  /** expiry of the nonce (Unix seconds) */
-  exp: number;
-  /** highest nonce-count seen (qop requests), -1 for a request without qop */
-  nc: number;
-  /** the request that used it last (hash53 of Call-ID, CSeq, top Via branch) and when */
-  key: number;
-  atMs: number;
-}
-
 /**
  * A 53-bit hash of a string (two FNV-1a lanes), so that the tracker keeps numbers: the
  * strings it is given are slices of a whole request, and keeping one would pin the request
@@ -106,13 +96,26 @@ const RETRANSMIT_MS = 32_000;
  * thousands of holes, and digest REGISTER cost more per request the faster they came.
  */
 export class NonceTracker {
-  private readonly seen = new Map<number, Seen>();
   private floor = 0;
-  /** the ids of `seen` in the order they were added, and their expiries: a ring of `max` */
+  /**
+   * One entry per ring position, in the order of first use: the nonce's hash53, its expiry
+   * (Unix s), the highest nonce-count seen (-1 without qop), the hash53 of the request that
+   * used it last and when (ms). Typed arrays, not an object per entry in a Map: 100,000
+   * entries that live for minutes were old-generation work for every GC, and a Map keyed by
+   * 53-bit numbers (heap numbers, not small integers) cost a hashed lookup with cache misses
+   * per use.
+   */
   private readonly ringId: Float64Array;
   private readonly ringExp: Float64Array;
+  private readonly ringNc: Float64Array;
+  private readonly ringKey: Float64Array;
+  private readonly ringAt: Float64Array;
   private head = 0;
   private count = 0;
+  /** open addressing with linear probing: ring position + 1 per slot, 0 = empty */
+  private readonly slots: Int32Array;
+  private readonly mask: number;
+  private readonly shift: number;
 
   private readonly max: number;
 
@@ -120,10 +123,19 @@ export class NonceTracker {
     this.max = Math.max(1, Math.floor(max));
     this.ringId = new Float64Array(this.max);
     this.ringExp = new Float64Array(this.max);
+    this.ringNc = new Float64Array(this.max);
+    this.ringKey = new Float64Array(this.max);
+    this.ringAt = new Float64Array(this.max);
+    // at most half full, so probe runs stay short
+    let bits = 4;
+    while (1 << bits < 2 * this.max) bits++;
+    this.slots = new Int32Array(1 << bits);
+    this.mask = (1 << bits) - 1;
+    this.shift = 32 - bits;
   }
 
   get size(): number {
-    return this.seen.size;
+    return this.count;
   }
 
   /** `nc` as sent (8 hex digits) or undefined without qop; `now` in ms. */
@@ -132,25 +144,64 @@ export class NonceTracker {
     const n = nc === undefined ? -1 : Number.parseInt(nc, 16);
     const id = hash53(nonce);
     const k = hash53(key);
-    const e = this.seen.get(id);
-    if (e === undefined) {
+    const at = this.find(id);
+    if (at < 0) {
       if (exp <= this.floor) return 'replay';
       if (this.count === this.max) this.dropOldest(true);
-      this.seen.set(id, { exp, nc: n, key: k, atMs: nowMs });
-      const tail = (this.head + this.count) % this.max;
-      this.ringId[tail] = id;
-      this.ringExp[tail] = exp;
+      const pos = (this.head + this.count) % this.max;
+      this.ringId[pos] = id;
+      this.ringExp[pos] = exp;
+      this.ringNc[pos] = n;
+      this.ringKey[pos] = k;
+      this.ringAt[pos] = nowMs;
       this.count++;
+      // the free slot found before dropOldest may have moved: probe again
+      this.slots[this.find(id) ^ -1] = pos + 1;
       return 'ok';
     }
-    if (e.key === k && e.nc === n && nowMs - e.atMs < RETRANSMIT_MS) return 'retransmission';
-    if (n >= 0 && e.nc >= 0 && n > e.nc) {
-      e.nc = n;
-      e.key = k;
-      e.atMs = nowMs;
+    const pos = this.slots[at] - 1;
+    const seenNc = this.ringNc[pos];
+    if (this.ringKey[pos] === k && seenNc === n && nowMs - this.ringAt[pos] < RETRANSMIT_MS)
+      return 'retransmission';
+    if (n >= 0 && seenNc >= 0 && n > seenNc) {
+      this.ringNc[pos] = n;
+      this.ringKey[pos] = k;
+      this.ringAt[pos] = nowMs;
       return 'ok';
     }
     return 'replay';
+  }
+
+  /** the home slot of an id: Fibonacci hashing of its low 32 bits */
+  private home(id: number): number {
+    return Math.imul(id >>> 0, 0x9e3779b1) >>> this.shift;
+  }
+
+  /** the slot holding `id`, or the bitwise complement of the empty slot where it would go */
+  private find(id: number): number {
+    const slots = this.slots;
+    for (let i = this.home(id); ; i = (i + 1) & this.mask) {
+      const s = slots[i];
+      if (s === 0) return ~i;
+      if (this.ringId[s - 1] === id) return i;
+    }
+  }
+
+  /** empties slot `i`, moving later entries of its probe run back so none becomes unreachable */
+  private removeSlot(i: number): void {
+    const slots = this.slots;
+    const mask = this.mask;
+    slots[i] = 0;
+    for (let j = (i + 1) & mask; slots[j] !== 0; j = (j + 1) & mask) {
+      const h = this.home(this.ringId[slots[j] - 1]);
+      // the entry at j may fill the hole at i unless its home lies cyclically in (i, j]
+      const stays = i <= j ? h > i && h <= j : h > i || h <= j;
+      if (!stays) {
+        slots[i] = slots[j];
+        slots[j] = 0;
+        i = j;
+      }
+    }
   }
 
   /** drops a few of the oldest entries whose nonce has expired (from now on they can only be stale) */
@@ -163,7 +214,8 @@ export class NonceTracker {
   private dropOldest(evicted: boolean): void {
     const exp = this.ringExp[this.head];
     if (evicted && exp > this.floor) this.floor = exp;
-    this.seen.delete(this.ringId[this.head]);
+    const at = this.find(this.ringId[this.head]);
+    if (at >= 0) this.removeSlot(at);
     this.head = (this.head + 1) % this.max;
     this.count--;
   }

@@ -14,6 +14,7 @@ import { DEFAULT_DB_URL, type Db, isDbError, openDb } from '../../db/index.js';
 import * as A from '../../script/args.js';
 import { describeArg } from '../../script/args.js';
 import { digestHash } from '../../sip/digest.js';
+import { detach } from '../../sip/util.js';
 import {
   AUTH_INVALID_PASSWORD,
   AUTH_OK,
@@ -58,8 +59,19 @@ export function ha1Of(
   q: { username: string; realm: string; algorithm: string },
 ): Ha1Lookup {
   if (st.calculateHa1) {
-    // the column holds the plain password: any algorithm can be computed
-    return { kind: 'ha1', ha1: digestHash(q.algorithm, `${q.username}:${q.realm}:${row.password}`) };
+    // the column holds the plain password: any algorithm can be computed. A cached row keeps
+    // its last HA1: a phone re-registering asks for the same one every time
+    const m = row.ha1Memo;
+    if (m !== undefined && m.username === q.username && m.realm === q.realm && m.algorithm === q.algorithm)
+      return { kind: 'ha1', ha1: m.ha1 };
+    const ha1 = digestHash(q.algorithm, `${q.username}:${q.realm}:${row.password}`);
+    row.ha1Memo = {
+      algorithm: detach(q.algorithm),
+      username: detach(q.username),
+      realm: detach(q.realm),
+      ha1,
+    };
+    return { kind: 'ha1', ha1 };
   }
   if (q.algorithm.toUpperCase().startsWith('SHA-256')) {
     st.auth.core.log.log(

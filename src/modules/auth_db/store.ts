@@ -6,6 +6,7 @@
  * checked again against a fresh one before the request is refused.
  */
 import { BoundedMap } from '../../core/bounded-map.js';
+import { detach } from '../../sip/util.js';
 import { buildSelect, type Db, type DbParam, isDbError, type Row } from '../../db/index.js';
 
 export interface StoreOptions {
@@ -25,6 +26,8 @@ export interface SubscriberRow {
   password: string;
   password2: string;
   rpid: string | undefined;
+  /** calculate_ha1: the last HA1 computed from this row, and for which credentials */
+  ha1Memo?: { algorithm: string; username: string; realm: string; ha1: string };
 }
 
 interface Entry {
@@ -33,7 +36,11 @@ interface Entry {
 }
 
 export class SubscriberStore {
-  private readonly cache: BoundedMap<string, Entry>;
+  /**
+   * Per table, keyed by the user name alone (or "user\ndomain" with use_domain): looked up
+   * by the slice of the request itself, no concatenated key to flatten and hash per request.
+   */
+  private readonly caches = new Map<string, BoundedMap<string, Entry>>();
   /** the SELECT per table (and column count), built once: the statement never changes */
   private readonly selects = new Map<string, string>();
   hits = 0;
@@ -45,22 +52,31 @@ export class SubscriberStore {
     private readonly nowMs: () => number,
     /** told once when the rpid column turns out not to exist */
     private readonly onNoRpid?: (why: string) => void,
-  ) {
-    this.cache = new BoundedMap(Math.max(1, o.cacheMax));
+  ) {}
+
+  private key(user: string, domain: string): string {
+    return this.o.useDomain ? `${user}\n${domain.toLowerCase()}` : user;
   }
 
-  private key(table: string, user: string, domain: string): string {
-    return `${table}\n${user}\n${this.o.useDomain ? domain.toLowerCase() : ''}`;
+  private tableCache(table: string): BoundedMap<string, Entry> {
+    let c = this.caches.get(table);
+    if (c === undefined) {
+      c = new BoundedMap(Math.max(1, this.o.cacheMax));
+      this.caches.set(table, c);
+    }
+    return c;
   }
 
   /** the cached row (null: known not to exist), or undefined when not cached or too old */
   cached(table: string, user: string, domain: string): SubscriberRow | null | undefined {
     if (this.o.cacheMs <= 0) return undefined;
-    const k = this.key(table, user, domain);
-    const e = this.cache.get(k);
+    const cache = this.caches.get(table);
+    if (cache === undefined) return undefined;
+    const k = this.key(user, domain);
+    const e = cache.get(k);
     if (e === undefined) return undefined;
     if (this.nowMs() - e.atMs >= this.o.cacheMs) {
-      this.cache.delete(k);
+      cache.delete(k);
       return undefined;
     }
     this.hits++;
@@ -91,8 +107,9 @@ export class SubscriberStore {
         }
       : null;
     if (o.cacheMs > 0) {
-      // the newest entry; past cacheMax the oldest goes
-      this.cache.set(this.key(table, user, domain), { row, atMs: this.nowMs() });
+      // the newest entry; past cacheMax the oldest goes. A copied key: the user name is a
+      // slice of the request and would keep its whole text
+      this.tableCache(table).set(detach(this.key(user, domain)), { row, atMs: this.nowMs() });
     }
     return row;
   }
@@ -117,30 +134,34 @@ export class SubscriberStore {
   }
 
   invalidate(table: string, user: string, domain: string): void {
-    this.cache.delete(this.key(table, user, domain));
+    this.caches.get(table)?.delete(this.key(user, domain));
   }
 
   /** forgets every cached row (all of them, or those of one user) */
   flush(user?: string): number {
     if (user === undefined) {
-      const n = this.cache.size;
-      this.cache.clear();
+      const n = this.size;
+      this.caches.clear();
       return n;
     }
     let n = 0;
     const at = user.indexOf('@');
     const name = at < 0 ? user : user.slice(0, at);
-    for (const k of [...this.cache.keys()]) {
-      const [, u] = k.split('\n');
-      if (u === name) {
-        this.cache.delete(k);
-        n++;
+    for (const cache of this.caches.values()) {
+      for (const k of [...cache.keys()]) {
+        const nl = k.indexOf('\n');
+        if ((nl < 0 ? k : k.slice(0, nl)) === name) {
+          cache.delete(k);
+          n++;
+        }
       }
     }
     return n;
   }
 
   get size(): number {
-    return this.cache.size;
+    let n = 0;
+    for (const c of this.caches.values()) n += c.size;
+    return n;
   }
 }
