@@ -217,6 +217,18 @@ interface TcpListen {
 }
 
 const CRLF = Buffer.from('\r\n');
+/** the largest UDP payloads (IPv4: 65535 less the IP and UDP headers; IPv6: less UDP's) */
+const UDP4_MAX_PAYLOAD = 65_507;
+const UDP6_MAX_PAYLOAD = 65_527;
+/** how long a destination's confirmed send lets later sends go without a callback */
+const UDP_CONFIRM_MS = 1000;
+/** past this many confirmed destinations the set starts again (each costs one watched send) */
+const UDP_CONFIRMED_MAX = 16_384;
+
+/** a copy that keeps no larger string alive (V8 copies slices shorter than 13 characters) */
+function detach(s: string): string {
+  return s.length < 13 ? s : Buffer.from(s, 'latin1').toString('latin1');
+}
 
 function remoteKey(ip: string, port: number): string {
   return `${ip}|${port}`;
@@ -730,6 +742,30 @@ export class Transports {
     this.opts.onSendError?.(err, { proto: 'udp', ip: err.address ?? '', port: err.port ?? 0 });
   };
 
+  /**
+   * Destination IPs whose last send with a completion callback succeeded, and when (ms).
+   * Node reports a UDP send's outcome only through its callback, which costs a nextTick and
+   * a call into JS per datagram even when the kernel took it at once (about 2 µs, a tenth of
+   * a bare Node loop answering OPTIONS). A destination confirmed within the last second is
+   * sent to without one; at least one send per destination and second still has it, and a
+   * failure forgets the destination, so all its later sends are watched again: a destination
+   * that starts failing has its errors counted and reported after at most a second.
+   */
+  private readonly udpConfirmed = new Map<string, number>();
+
+  private confirmingSend(sock: dgram.Socket, data: Buffer, port: number, ip: string): void {
+    if (this.udpConfirmed.size >= UDP_CONFIRMED_MAX) this.udpConfirmed.clear();
+    sock.send(data, port, ip, (err) => {
+      if (err) {
+        this.udpConfirmed.delete(ip);
+        this.udpSent(err);
+      } else {
+        // a copy: the address may be a slice of a message (a Via host)
+        this.udpConfirmed.set(detach(ip), Date.now());
+      }
+    });
+  }
+
   private sendUdp(target: SendTarget, data: Buffer, from?: ListenSocket): boolean {
     const st = this.st.udp;
     // IPv6 literals are normalised (brackets, IPv4-mapped → IPv4: our v6 sockets are v6-only)
@@ -750,8 +786,20 @@ export class Transports {
       st.sendErrors++;
       return false;
     }
-    // one shared callback, not a closure per datagram: the error names the address and port
-    u.sock.send(data, target.port, ip, this.udpSent);
+    if (data.length > (af === 4 ? UDP4_MAX_PAYLOAD : UDP6_MAX_PAYLOAD)) {
+      // the kernel would refuse it (EMSGSIZE): counted here, whatever the destination
+      st.sendErrors++;
+      const e = Object.assign(new Error(`send EMSGSIZE ${formatHostPort(ip, target.port)}`), {
+        code: 'EMSGSIZE',
+        address: ip,
+        port: target.port,
+      });
+      this.opts.onSendError?.(e, { proto: 'udp', ip, port: target.port });
+      return false;
+    }
+    const okAt = this.udpConfirmed.get(ip);
+    if (okAt !== undefined && Date.now() - okAt < UDP_CONFIRM_MS) u.sock.send(data, target.port, ip);
+    else this.confirmingSend(u.sock, data, target.port, ip);
     st.msgsOut++;
     st.bytesOut += data.length;
     return true;

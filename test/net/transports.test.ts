@@ -144,15 +144,27 @@ describe('Transports: UDP', () => {
       onSendError: (e, to) =>
         errors.push({ msg: (e as NodeJS.ErrnoException).code ?? e.message, port: to.port }),
     });
-    // larger than any UDP datagram: sendmsg fails with EMSGSIZE after send() returned
-    assert.equal(t.send({ proto: 'udp', ip: '127.0.0.1', port: udpPort }, Buffer.alloc(70_000, 0x41)), true);
-    for (let i = 0; i < 50 && errors.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    // larger than any UDP datagram: refused at once (EMSGSIZE), before and after the
+    // destination had a send confirmed
+    const big = Buffer.alloc(70_000, 0x41);
+    assert.equal(t.send({ proto: 'udp', ip: '127.0.0.1', port: udpPort }, big), false);
     assert.deepEqual(errors, [{ msg: 'EMSGSIZE', port: udpPort }]);
     assert.equal(t.getStats().udp.sendErrors, 1);
     // the socket still works
     assert.equal(t.send({ proto: 'udp', ip: '127.0.0.1', port: udpPort }, Buffer.from('OPTIONS x')), true);
     for (let i = 0; i < 50 && got.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
     assert.equal(got[0]?.data, 'OPTIONS x');
+    assert.equal(t.send({ proto: 'udp', ip: '127.0.0.1', port: udpPort }, big), false);
+    assert.equal(t.getStats().udp.sendErrors, 2);
+    // the kernel refuses a broadcast without SO_BROADCAST (EACCES): every such send is
+    // counted, the refused destination never counts as confirmed
+    for (let i = 0; i < 3; i++) t.send({ proto: 'udp', ip: '255.255.255.255', port: 5060 }, Buffer.from('x'));
+    for (let i = 0; i < 50 && errors.length < 5; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(
+      errors.slice(2),
+      [1, 2, 3].map(() => ({ msg: 'EACCES', port: 5060 })),
+    );
+    assert.equal(t.getStats().udp.sendErrors, 5);
   });
 
   it('raises the receive buffer towards maxBuffer', async () => {
