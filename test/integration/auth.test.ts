@@ -25,13 +25,13 @@ describe('auth + auth_db over UDP (SQLite)', () => {
     await ser.stop();
   });
 
-  it('REGISTER without credentials: 401 with realm, a 48-hex nonce, qop="auth", algorithm=MD5', async () => {
+  it('REGISTER without credentials: 401 with realm, a 56-hex nonce, qop="auth", algorithm=MD5', async () => {
     const r = await exchange(phone, register(phone, 'alice'), ser.port);
     assert.equal(r.status, 401);
     const ch = r.wwwAuthenticate;
     assert.equal(ch.length, 1);
     assert.equal(ch[0]!.realm, REALM);
-    assert.match(ch[0]!.nonce!, /^[0-9a-f]{48}$/);
+    assert.match(ch[0]!.nonce!, /^[0-9a-f]{56}$/);
     assert.deepEqual(ch[0]!.qop, ['auth']);
     assert.equal(ch[0]!.algorithm, 'MD5');
     assert.equal(ch[0]!.stale, false);
