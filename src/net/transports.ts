@@ -30,6 +30,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import os from 'node:os';
 import type { Endpoint, Proto } from '../core/context.js';
+import { detach } from '../sip/util.js';
 import { formatHostPort, ipFamily, isAnyAddress, normalizeIp, stripBrackets } from './ip.js';
 import { DEFAULT_MAX_HEADER_SIZE, DEFAULT_MAX_MESSAGE_SIZE, StreamFramer } from './stream-framer.js';
 
@@ -224,11 +225,6 @@ const UDP6_MAX_PAYLOAD = 65_527;
 const UDP_CONFIRM_MS = 1000;
 /** past this many confirmed destinations the set starts again (each costs one watched send) */
 const UDP_CONFIRMED_MAX = 16_384;
-
-/** a copy that keeps no larger string alive (V8 copies slices shorter than 13 characters) */
-function detach(s: string): string {
-  return s.length < 13 ? s : Buffer.from(s, 'latin1').toString('latin1');
-}
 
 function remoteKey(ip: string, port: number): string {
   return `${ip}|${port}`;
