@@ -103,10 +103,9 @@ const RETRANSMIT_MS = 32_000;
  * Memory is bounded: past `max` entries the oldest is forgotten, and `floor` remembers
  * the latest expiry forgotten, so a forgotten nonce is treated as used, never as new.
  *
- * The order of arrival is kept in a ring beside the map. Walking the map from its oldest
- * entry instead, as this did before, crossed every entry deleted since the map was last
- * rehashed (V8 leaves them as holes at its front): once the map was full, each use walked
- * thousands of holes, and digest REGISTER cost more per request the faster they came.
+ * Entries are kept in order of arrival (a ring), so the oldest are dropped without a walk:
+ * walking a Map from its front, as this once did, crossed every entry deleted since its last
+ * rehash (V8 leaves them as holes there), and digest REGISTER cost more the faster it came.
  */
 export class NonceTracker {
   private floor = 0;
@@ -160,7 +159,12 @@ export class NonceTracker {
     const at = this.find(id);
     if (at < 0) {
       if (exp <= this.floor) return 'replay';
-      if (this.count === this.max) this.dropOldest(true);
+      let free = ~at;
+      if (this.count === this.max) {
+        this.dropOldest(true);
+        // the removal may have shifted entries into or past the free slot found above
+        free = ~this.find(id);
+      }
       const pos = (this.head + this.count) % this.max;
       this.ringId[pos] = id;
       this.ringExp[pos] = exp;
@@ -168,8 +172,7 @@ export class NonceTracker {
       this.ringKey[pos] = k;
       this.ringAt[pos] = nowMs;
       this.count++;
-      // the free slot found before dropOldest may have moved: probe again
-      this.slots[this.find(id) ^ -1] = pos + 1;
+      this.slots[free] = pos + 1;
       return 'ok';
     }
     const pos = this.slots[at] - 1;
