@@ -16,3 +16,9 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
+# Receive buffers: our default maxbuffer (2 MiB) and Kamailio's (256 KiB) are capped by
+# net.core.rmem_max, 208 KiB on stock Debian; 4 MiB lets both have what they ask for.
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+if [ "$(cat /proc/sys/net/core/rmem_max 2>/dev/null || echo 0)" -lt 4194304 ]; then
+  $SUDO sysctl -q -w net.core.rmem_max=4194304 || echo "install-bench-deps: could not raise net.core.rmem_max (the server's receive buffer stays at the kernel's cap)" >&2
+fi

@@ -130,7 +130,7 @@ export interface TransportsOptions {
   onSendError?: (err: Error, target: SendTarget) => void;
   /** unexpected socket errors and handler exceptions, for logging (default: ignored) */
   onError?: (err: unknown, where: string) => void;
-  /** UDP receive buffer: raised up to this (SER's `maxbuffer`, default 256 KiB) */
+  /** UDP receive buffer: raised up to this (SER's `maxbuffer`; DEFAULT_MAX_BUFFER) */
   maxBuffer?: number;
   /** default advertised address per family for wildcard-bound sockets */
   advertisedAddress?: { 4?: string; 6?: string };
@@ -525,7 +525,7 @@ export class Transports {
       }
       throw e;
     });
-    const rcvbuf = raiseRecvBuffer(sock, this.opts.maxBuffer ?? 256 * 1024);
+    const rcvbuf = raiseRecvBuffer(sock, this.opts.maxBuffer ?? DEFAULT_MAX_BUFFER);
     const ls = this.makeListenSocket(la, ip, sock.address().port, af, rcvbuf);
     this.udp.push({ ls, sock });
     sock.on('error', (e) => this.opts.onError?.(e, `udp ${formatHostPort(ip, ls.port)}`));
@@ -911,6 +911,16 @@ function literalLookup(
   }
   done(null, address, af);
 }
+
+/**
+ * `maxbuffer` when the script gives none: 2 MiB where SER had 256 KiB. A garbage collection
+ * can hold the event loop for 5-15 ms; a burst arriving then (12,000 datagrams/s of a call
+ * load at 2,000 cps, 1.5-2.5 KB of kernel memory each) overflowed 256 KiB (512 KiB once the
+ * kernel doubles it) and the kernel dropped what a phone then had to retransmit, or an ACK
+ * nobody retransmits. The kernel caps it at net.core.rmem_max and uses the memory only
+ * while datagrams wait (docs/performance.md, "Receive buffer").
+ */
+export const DEFAULT_MAX_BUFFER = 2 * 1024 * 1024;
 
 function raiseRecvBuffer(sock: dgram.Socket, max: number): number | undefined {
   let cur: number | undefined;

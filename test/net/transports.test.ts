@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { after, describe, it } from 'node:test';
-import { type RecvInfo, type TransportsOptions, Transports } from '../../src/net/transports.js';
+import {
+  DEFAULT_MAX_BUFFER,
+  type RecvInfo,
+  type TransportsOptions,
+  Transports,
+} from '../../src/net/transports.js';
 import { delay, ipv6Available, sipMsg, type TcpClient, tcpClient, udpPeer, waitFor } from './helpers.js';
 
 interface Got {
@@ -167,10 +173,27 @@ describe('Transports: UDP', () => {
     assert.equal(t.getStats().udp.sendErrors, 5);
   });
 
-  it('raises the receive buffer towards maxBuffer', async () => {
-    const { t } = await make({ maxBuffer: 128 * 1024 }, [{ proto: 'udp', host: '127.0.0.1', port: 0 }]);
-    const rcv = t.listening[0].rcvbuf;
-    assert.ok(rcv !== undefined && rcv > 0);
+  it('raises the receive buffer to maxBuffer (2 MiB by default) as far as rmem_max allows, never lowers it', async (tc) => {
+    let rmemMax: number;
+    let rmemDefault: number;
+    try {
+      rmemMax = Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8'));
+      rmemDefault = Number(readFileSync('/proc/sys/net/core/rmem_default', 'utf8'));
+    } catch {
+      tc.skip('no /proc/sys/net/core (not Linux)');
+      return;
+    }
+    // a fresh socket has rmem_default; Linux doubles what SO_RCVBUF asks (its bookkeeping
+    // overhead), up to twice rmem_max, and reports the doubled size
+    const udp = [{ proto: 'udp' as const, host: '127.0.0.1', port: 0 }];
+    const dflt = await make({}, udp);
+    assert.equal(DEFAULT_MAX_BUFFER, 2 * 1024 * 1024);
+    assert.equal(
+      dflt.t.listening[0].rcvbuf,
+      DEFAULT_MAX_BUFFER > rmemDefault ? 2 * Math.min(DEFAULT_MAX_BUFFER, rmemMax) : rmemDefault,
+    );
+    const small = await make({ maxBuffer: 64 * 1024 }, udp);
+    assert.equal(small.t.listening[0].rcvbuf, rmemDefault);
   });
 });
 
