@@ -3,6 +3,7 @@
  * SER 0.8.11/0.9 (admin guide §6.1, cfg.lex) and the OpenSER 1.1 ones the
  * seed scripts use. Synonyms map to one canonical name.
  */
+import { DEFAULT_MAX_BUFFER } from '../net/transports.js';
 
 export type OptionType =
   /** a number; yes/no count as 1/0 (SER lexes them as numbers) */
@@ -157,7 +158,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   {
     name: 'maxbuffer',
     type: 'int',
-    default: 262144,
+    default: DEFAULT_MAX_BUFFER,
     cli: '-b',
     description: 'ceiling of the receive-buffer auto-probing',
   },
