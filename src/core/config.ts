@@ -5,7 +5,7 @@
  */
 import { networkInterfaces } from 'node:os';
 import type { CliListen, SerArgs } from '../cli/ser.js';
-import { DEFAULT_MAX_BUFFER, type ListenAddress } from '../net/transports.js';
+import type { ListenAddress } from '../net/transports.js';
 import type { ServerConfig } from '../script/checker.js';
 import { findOption, MAX_LEN } from '../script/options.js';
 
@@ -100,7 +100,9 @@ export function coreConfig(server: ServerConfig, cli?: SerArgs): CoreConfig {
     serverHeader: opt<string | undefined>(server, 'server_header'),
     replyToVia: opt<boolean>(server, 'reply_to_via'),
     mhomed: opt<boolean>(server, 'mhomed'),
-    maxBuffer: has('maxbuffer') ? opt<number>(server, 'maxbuffer') : (cli?.maxBuffer ?? DEFAULT_MAX_BUFFER),
+    maxBuffer: has('maxbuffer')
+      ? opt<number>(server, 'maxbuffer')
+      : (cli?.maxBuffer ?? opt<number>(server, 'maxbuffer')),
     maxLen: MAX_LEN,
     advertisedAddress: opt<string | undefined>(server, 'advertised_address'),
     advertisedPort: opt<number | undefined>(server, 'advertised_port'),

@@ -917,8 +917,8 @@ function literalLookup(
  * can hold the event loop for 5-15 ms; a burst arriving then (12,000 datagrams/s of a call
  * load at 2,000 cps, 1.5-2.5 KB of kernel memory each) overflowed 256 KiB (512 KiB once the
  * kernel doubles it) and the kernel dropped what a phone then had to retransmit (an ACK only
- * once the UAS repeats its 200, 500 ms on). The kernel caps it at net.core.rmem_max and uses the memory only
- * while datagrams wait (docs/performance.md, "Receive buffer").
+ * once the UAS repeats its 200, 500 ms on). The kernel caps it at net.core.rmem_max and
+ * uses the memory only while datagrams wait (docs/performance.md, "Receive buffer").
  */
 export const DEFAULT_MAX_BUFFER = 2 * 1024 * 1024;
 
