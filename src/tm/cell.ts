@@ -67,6 +67,8 @@ export class Cell {
   /** To-tag of our local replies (stable across retransmissions) */
   localTag: string | undefined;
   guard: TimerHandle | undefined;
+  /** estimated bytes counted by tm's admission (overload.ts) until the cell is released */
+  cost = 0;
 
   constructor(
     readonly id: number,

@@ -25,6 +25,7 @@ import { InviteServerTransaction } from './invite-server-transaction.js';
 import { clientKey, clientKeyOfReply, e2eKey, serverKey } from './matching.js';
 import { NonInviteClientTransaction } from './non-invite-client-transaction.js';
 import { NonInviteServerTransaction } from './non-invite-server-transaction.js';
+import { Admission, txCost } from './overload.js';
 import { pickBranch, upstreamCode } from './reply-selection.js';
 import { MapTable, type TransactionTable } from './transaction-table.js';
 import type { TxTransport } from './transport.js';
@@ -35,7 +36,14 @@ export interface TmOptions {
   noisyCtimer: boolean;
   /** §16.3 step 4: answer 482 to a request that comes back unchanged; off, a loop ends by Max-Forwards (483) as in SER */
   loopDetect?: boolean;
+  /** live server transactions allowed (tm's max_transactions); 0 or absent: no count limit */
+  maxTransactions?: number;
+  /** percent of V8's heap limit the live transactions may take by their estimated size (max_heap); 0 or absent: no limit */
+  maxHeapPercent?: number;
 }
+
+/** what sl_reply_error() sends for a transaction refused under overload (RFC 3261 §21.5.4) */
+export const E_OVERLOAD = { code: 503, reason: 'Service Unavailable' };
 
 export interface TmStats {
   total: number;
@@ -87,13 +95,31 @@ export class TransactionManager implements TmApi {
     const role = clusterRole();
     return (role ? branchMark(role.index) : '') + randomBytes(3).toString('hex');
   })();
+  /** what admit() counted for the cell createCell() makes next (0: a cell never admitted) */
+  private admittedCost = 0;
   /** origin of the reply being processed, for onreply_route's context */
   private replyOrigin: Origin | undefined;
+
+  /** refuses new transactions past max_transactions or max_heap */
+  readonly admission: Admission;
 
   constructor(
     readonly core: CoreApi,
     readonly opts: TmOptions,
-  ) {}
+  ) {
+    this.admission = new Admission({
+      maxTransactions: opts.maxTransactions ?? 0,
+      maxHeapPercent: opts.maxHeapPercent ?? 0,
+      onChange: (why, detail) =>
+        // at L_ERR, both: an operator must see overload at the default debug level
+        core.log.log(
+          L_ERR,
+          why === undefined
+            ? `tm: accepting new transactions again (${detail})`
+            : `ERROR: tm: ${why === 'count' ? 'max_transactions' : 'max_heap'} reached (${detail}): new transactions are refused with 503`,
+        ),
+    });
+  }
 
   // ------------------------------------------------------------------ TmApi
 
@@ -159,6 +185,8 @@ export class TransactionManager implements TmApi {
         ? new InviteServerTransaction(out, this.core.timers, t)
         : new NonInviteServerTransaction(out, this.core.timers, t);
     const cell = new Cell(++this.seq, key, ctx, origin, uas, this.core.clock.now());
+    cell.cost = this.admittedCost;
+    this.admittedCost = 0;
     const a = ctx.tmArmed;
     if (a) {
       cell.onFailure = a.failure;
@@ -173,6 +201,8 @@ export class TransactionManager implements TmApi {
 
   private release(cell: Cell): void {
     if (this.server.get(cell.key) === cell) this.server.delete(cell.key);
+    this.admission.give(cell.cost);
+    cell.cost = 0;
     cell.guard?.cancel();
     if (cell.finalSent) this.waiting--;
     const k = cell.acceptedKey;
@@ -183,6 +213,20 @@ export class TransactionManager implements TmApi {
   private alreadyInProcess(): number {
     this.core.log.log(L_ERR, 'ERROR: t_newtran: transaction already in process');
     return -1;
+  }
+
+  /**
+   * May a new server transaction start? When not, the script's t_relay/t_newtran fails and
+   * sl_reply_error() answers 503 (SER's would answer 500 once its shared memory ran out).
+   */
+  private admit(ctx: MsgContext): boolean {
+    const cost = txCost(ctx.msg.raw.length);
+    if (this.admission.take(this.server.size, cost)) {
+      this.admittedCost = cost;
+      return true;
+    }
+    ctx.lastError = E_OVERLOAD;
+    return false;
   }
 
   /** An ACK for a non-2xx final reply of ours ends at its INVITE transaction. */
@@ -208,6 +252,7 @@ export class TransactionManager implements TmApi {
       old.uas.receiveRequest();
       return 0;
     }
+    if (!this.admit(ctx)) return -1;
     const cell = this.createCell(ctx, key);
     // a transaction the script never answers must not stay forever
     const t = this.opts.timers;
@@ -282,6 +327,7 @@ export class TransactionManager implements TmApi {
       old.uas.receiveRequest();
       return 0;
     }
+    if (!this.admit(ctx)) return -1;
     const cell = this.createCell(ctx, key);
     // §16.2: a stateful proxy answers an INVITE with 100 at once, so the UAC stops retransmitting
     if (cell.isInvite) this.localReply(cell, 100, 'trying -- your call is important to us');
@@ -337,6 +383,7 @@ export class TransactionManager implements TmApi {
         old.uas.receiveRequest();
         return 0;
       }
+      if (!this.admit(ctx)) return -1;
       cell = this.createCell(ctx, key);
       cell.replicateOnly = true;
     }

@@ -60,7 +60,10 @@ export interface Ser {
  * Start ser on a config text. `{PORT}` in the text is replaced by a free port;
  * listen/fork/log_stderror are prepended unless the text sets them.
  */
-export async function startSer(cfg: string, opts: { args?: string[]; port?: number } = {}): Promise<Ser> {
+export async function startSer(
+  cfg: string,
+  opts: { args?: string[]; port?: number; nodeArgs?: string[] } = {},
+): Promise<Ser> {
   const port = opts.port ?? (await freePort());
   let text = cfg.replaceAll('{PORT}', String(port));
   if (!/^\s*listen\s*=/m.test(text))
@@ -72,9 +75,13 @@ export async function startSer(cfg: string, opts: { args?: string[]; port?: numb
   const dir = mkdtempSync(join(tmpdir(), 'ser-it-'));
   const file = join(dir, 'ser.cfg');
   writeFileSync(file, text);
-  const proc = spawn(process.execPath, [SER_JS, '-f', file, '-D', ...(opts.args ?? [])], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const proc = spawn(
+    process.execPath,
+    [...(opts.nodeArgs ?? []), SER_JS, '-f', file, '-D', ...(opts.args ?? [])],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   // a test that fails before stop() must not leave ser running: the test file's process
   // would wait on its pipes forever, and the server would hold its ports
   live.add(proc);

@@ -102,6 +102,7 @@ describe('tm module', () => {
       'completed_6xx',
       'current',
       'local',
+      'refused',
       'replied_localy',
       'total',
       'waiting',

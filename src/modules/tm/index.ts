@@ -19,6 +19,9 @@ export interface TmState {
 const hostArg = A.hostOrIp('host', { allowUriHost: true });
 const portArg = A.port('port', { allowUriPort: true });
 
+/** percent of V8's heap limit for transactions: the rest for usrloc, the GC's headroom and the rest */
+const DEFAULT_MAX_HEAP = 50;
+
 function intParam(def: number, min: number, what: string): ParamSpec {
   return {
     type: 'int',
@@ -87,6 +90,7 @@ function statsOf(st: TmState): Record<string, number> {
     completed_4xx: c[4],
     completed_3xx: c[3],
     completed_2xx: c[2],
+    refused: tm.admission.refused,
   };
 }
 
@@ -112,6 +116,16 @@ export default defineModule<TmState>({
     retr_timer4: intParam(DEFAULT_TIMERS.t4, 0, 'retr_timer4 (milliseconds)'),
     noisy_ctimer: intParam(0, 0, 'noisy_ctimer'),
     loop_detect: intParam(0, 0, 'loop_detect'),
+    // not in SER, whose shared memory bounded the table: src/tm/overload.ts
+    max_transactions: intParam(0, 0, 'max_transactions'),
+    max_heap: {
+      type: 'int',
+      default: DEFAULT_MAX_HEAP,
+      validate(v: ParamValue) {
+        if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 100)
+          throw new FixupError(`max_heap must be a percentage from 0 to 100, not ${JSON.stringify(v)}`);
+      },
+    },
   },
   init(core, params) {
     const timers: TmTimers = {
@@ -127,6 +141,8 @@ export default defineModule<TmState>({
       timers,
       noisyCtimer: Number(params.noisy_ctimer) !== 0,
       loopDetect: Number(params.loop_detect) !== 0,
+      maxTransactions: Number(params.max_transactions),
+      maxHeapPercent: Number(params.max_heap),
     });
     core.setReplyHandler((msg, origin) => tm.receiveReply(msg, origin));
     const st: TmState = { core, tm };
