@@ -4,6 +4,7 @@
  */
 import { SipParseError } from './errors.js';
 import {
+  findTopLevel,
   getParam,
   isToken,
   isWs,
@@ -290,7 +291,11 @@ export interface Challenge {
   raw: string;
 }
 
-function parseAuthParams(raw: string, what: string): { scheme: string; params: Record<string, string> } {
+/** scheme and every auth-param (lower-case name → unquoted value) of a credentials or challenge value */
+export function parseAuthParams(
+  raw: string,
+  what: string,
+): { scheme: string; params: Record<string, string> } {
   const s = trimLws(raw);
   let i = 0;
   while (i < s.length && !isWs(s.charCodeAt(i))) i++;
@@ -310,23 +315,105 @@ function parseAuthParams(raw: string, what: string): { scheme: string; params: R
   return { scheme, params };
 }
 
+/**
+ * Credentials as a class with every field in place from the start: one object shape for all
+ * of them, filled in one pass over the items. The generic parse below built a dictionary of
+ * the params per header and then read it nine times (2.5 % of a digest REGISTER's CPU).
+ */
+class ParsedCredentials implements Credentials {
+  scheme = '';
+  username: string | undefined = undefined;
+  realm: string | undefined = undefined;
+  nonce: string | undefined = undefined;
+  uri: string | undefined = undefined;
+  response: string | undefined = undefined;
+  algorithm: string | undefined = undefined;
+  cnonce: string | undefined = undefined;
+  opaque: string | undefined = undefined;
+  qop: string | undefined = undefined;
+  nc: string | undefined = undefined;
+  private all: Record<string, string> | undefined = undefined;
+  constructor(
+    readonly raw: string,
+    private readonly what: string,
+  ) {}
+
+  /** every auth-param; rarely read, so built on demand */
+  get params(): Record<string, string> {
+    let p = this.all;
+    if (p === undefined) this.all = p = parseAuthParams(this.raw, this.what).params;
+    return p;
+  }
+}
+
 export function parseCredentials(raw: string, what = 'Authorization'): Credentials {
-  const { scheme, params } = parseAuthParams(raw, what);
-  return {
-    scheme,
-    params,
-    username: params.username,
-    realm: params.realm,
-    nonce: params.nonce,
-    uri: params.uri,
-    response: params.response,
-    algorithm: params.algorithm,
-    cnonce: params.cnonce,
-    opaque: params.opaque,
-    qop: params.qop,
-    nc: params.nc,
-    raw,
-  };
+  const c = new ParsedCredentials(raw, what);
+  const n = raw.length;
+  let i = 0;
+  while (i < n && isWs(raw.charCodeAt(i))) i++;
+  const a = i;
+  while (i < n && !isWs(raw.charCodeAt(i))) i++;
+  const scheme = raw.substring(a, i);
+  if (!isToken(scheme)) throw new SipParseError(`Bad ${what}`);
+  c.scheme = scheme;
+  // items between top-level commas, as splitTopLevel cuts them; empty ones are skipped
+  while (i < n) {
+    const comma = findTopLevel(raw, 44, i);
+    const end = comma < 0 ? n : comma;
+    let s = i;
+    let e = end;
+    i = end + 1;
+    while (s < e && isWs(raw.charCodeAt(s))) s++;
+    while (e > s && isWs(raw.charCodeAt(e - 1))) e--;
+    if (s === e) continue;
+    const eq = raw.indexOf('=', s);
+    if (eq < 0 || eq >= e) throw new SipParseError(`Bad ${what}`);
+    let ne = eq;
+    while (ne > s && isWs(raw.charCodeAt(ne - 1))) ne--;
+    const name = raw.substring(s, ne).toLowerCase();
+    if (!isToken(name)) throw new SipParseError(`Bad ${what}`);
+    let vs = eq + 1;
+    while (vs < e && isWs(raw.charCodeAt(vs))) vs++;
+    let v: string;
+    if (vs < e && raw.charCodeAt(vs) === 34) {
+      if (e - vs < 2 || raw.charCodeAt(e - 1) !== 34) throw new SipParseError(`Bad ${what}`);
+      v = raw.substring(vs + 1, e - 1);
+      if (v.indexOf('\\') >= 0) v = unquote(raw.substring(vs, e));
+    } else v = raw.substring(vs, e);
+    switch (name) {
+      case 'username':
+        c.username = v;
+        break;
+      case 'realm':
+        c.realm = v;
+        break;
+      case 'nonce':
+        c.nonce = v;
+        break;
+      case 'uri':
+        c.uri = v;
+        break;
+      case 'response':
+        c.response = v;
+        break;
+      case 'algorithm':
+        c.algorithm = v;
+        break;
+      case 'cnonce':
+        c.cnonce = v;
+        break;
+      case 'opaque':
+        c.opaque = v;
+        break;
+      case 'qop':
+        c.qop = v;
+        break;
+      case 'nc':
+        c.nc = v;
+        break;
+    }
+  }
+  return c;
 }
 
 export function parseChallenge(raw: string, what = 'WWW-Authenticate'): Challenge {
