@@ -65,7 +65,7 @@ export class TimerWheel {
 
   constructor(
     readonly clock: Clock = systemClock,
-    /** resolution in ms: SER's tm used 100 ms for retransmissions; 10 ms keeps T1=500 ms accurate */
+    /** resolution in ms (the server's wheel: core.ts's TIMER_RESOLUTION_MS; tests pick their own) */
     readonly resolution = 10,
     slotCount = 1024,
   ) {
