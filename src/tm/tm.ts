@@ -95,8 +95,6 @@ export class TransactionManager implements TmApi {
     const role = clusterRole();
     return (role ? branchMark(role.index) : '') + randomBytes(3).toString('hex');
   })();
-  /** what admit() counted for the cell createCell() makes next (0: a cell never admitted) */
-  private admittedCost = 0;
   /** origin of the reply being processed, for onreply_route's context */
   private replyOrigin: Origin | undefined;
 
@@ -167,7 +165,8 @@ export class TransactionManager implements TmApi {
     return { src: ctx.src, dst: ctx.dst, connId: (ctx as { connId?: number }).connId };
   }
 
-  private createCell(ctx: MsgContext, lookupKey: string): Cell {
+  /** `cost`: what admit() counted for it (0 for a CANCEL's, which is never refused) */
+  private createCell(ctx: MsgContext, lookupKey: string, cost = 0): Cell {
     const msg = ctx.msg;
     // built from slices of the request text, the key as it is would keep that text alive
     const key = detach(lookupKey);
@@ -185,8 +184,7 @@ export class TransactionManager implements TmApi {
         ? new InviteServerTransaction(out, this.core.timers, t)
         : new NonInviteServerTransaction(out, this.core.timers, t);
     const cell = new Cell(++this.seq, key, ctx, origin, uas, this.core.clock.now());
-    cell.cost = this.admittedCost;
-    this.admittedCost = 0;
+    cell.cost = cost;
     const a = ctx.tmArmed;
     if (a) {
       cell.onFailure = a.failure;
@@ -216,17 +214,15 @@ export class TransactionManager implements TmApi {
   }
 
   /**
-   * May a new server transaction start? When not, the script's t_relay/t_newtran fails and
-   * sl_reply_error() answers 503 (SER's would answer 500 once its shared memory ran out).
+   * May a new server transaction start? Its estimated cost when it may, -1 when not: the
+   * script's t_relay/t_newtran fails and sl_reply_error() answers 503 (SER's answered 500
+   * once its shared memory ran out).
    */
-  private admit(ctx: MsgContext): boolean {
+  private admit(ctx: MsgContext): number {
     const cost = txCost(ctx.msg.raw.length);
-    if (this.admission.take(this.server.size, cost)) {
-      this.admittedCost = cost;
-      return true;
-    }
+    if (this.admission.take(this.server.size, cost)) return cost;
     ctx.lastError = E_OVERLOAD;
-    return false;
+    return -1;
   }
 
   /** An ACK for a non-2xx final reply of ours ends at its INVITE transaction. */
@@ -252,8 +248,9 @@ export class TransactionManager implements TmApi {
       old.uas.receiveRequest();
       return 0;
     }
-    if (!this.admit(ctx)) return -1;
-    const cell = this.createCell(ctx, key);
+    const cost = this.admit(ctx);
+    if (cost < 0) return -1;
+    const cell = this.createCell(ctx, key, cost);
     // a transaction the script never answers must not stay forever
     const t = this.opts.timers;
     cell.guard = this.core.timers.add((cell.isInvite ? t.frInv : t.fr) + t.wait, () => {
@@ -327,8 +324,9 @@ export class TransactionManager implements TmApi {
       old.uas.receiveRequest();
       return 0;
     }
-    if (!this.admit(ctx)) return -1;
-    const cell = this.createCell(ctx, key);
+    const cost = this.admit(ctx);
+    if (cost < 0) return -1;
+    const cell = this.createCell(ctx, key, cost);
     // §16.2: a stateful proxy answers an INVITE with 100 at once, so the UAC stops retransmitting
     if (cell.isInvite) this.localReply(cell, 100, 'trying -- your call is important to us');
     const mf = maxForwards(msg);
@@ -383,8 +381,9 @@ export class TransactionManager implements TmApi {
         old.uas.receiveRequest();
         return 0;
       }
-      if (!this.admit(ctx)) return -1;
-      cell = this.createCell(ctx, key);
+      const cost = this.admit(ctx);
+      if (cost < 0) return -1;
+      cell = this.createCell(ctx, key, cost);
       cell.replicateOnly = true;
     }
     const n = await this.fork(cell, ctx, [{ uri: ctx.ruri }], dest, true);

@@ -58,7 +58,8 @@ export interface Ser {
 
 /**
  * Start ser on a config text. `{PORT}` in the text is replaced by a free port;
- * listen/fork/log_stderror are prepended unless the text sets them.
+ * listen/fork/log_stderror are prepended unless the text sets them. `nodeArgs` go to node
+ * before the script (a small heap limit, say).
  */
 export async function startSer(
   cfg: string,

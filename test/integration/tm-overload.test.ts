@@ -118,7 +118,7 @@ describe('tm max_heap', () => {
     sink = await UdpPeer.open();
     // a heap limit of 51 MB (48 MB old space, three 1 MB semi-spaces): 4,000 unanswered
     // INVITEs of 2 KB would take some 50 MB and kill the process; the default max_heap (50 %)
-    // admits about half of them
+    // lets about 2,000 live at once
     ser = await startSer(cfg(sink.port, 'modparam("tm", "fr_timer", 2)'), {
       nodeArgs: ['--max-old-space-size=48', '--max-semi-space-size=1'],
     });
@@ -132,12 +132,12 @@ describe('tm max_heap', () => {
   it('refuses a flood past its share of the heap with 503, stays up and admits again once it ends', async () => {
     const uri = `sip:callee@127.0.0.1:${ser.port}`;
     const body = `v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=x-pad:${'p'.repeat(1500)}\r\n`;
-    const replies = collect(uac, 4000);
+    const replies = collect(uac, 6500);
     const n = 4000;
     for (let i = 0; i < n; i++) {
       uac.send(request('INVITE', uri, from(uac), ['Content-Type: application/sdp'], body), ser.port);
-      // 2,500/s: within what one loop relays, so nothing is lost to a full socket buffer
-      if (i % 25 === 24) await sleep(10);
+      // about 1,000/s for 4 s: fr_timer + Timer H (3.3 s) would keep 3,300 alive, past the budget
+      if (i % 10 === 9) await sleep(10);
     }
     const got = await replies;
     let trying = 0;
@@ -148,7 +148,8 @@ describe('tm max_heap', () => {
     }
     assert.ok(trying > 500, `${trying} admitted`);
     assert.ok(refused > 500, `${refused} refused, ${trying} admitted\n${ser.stderr()}`);
-    assert.equal(trying + refused, n, `every INVITE answered: ${trying} + ${refused}`);
+    // our socket may drop a few replies among the 408s that fr_timer sends and Timer G repeats
+    assert.ok(trying + refused >= 0.9 * n, `INVITEs answered: ${trying} + ${refused} of ${n}`);
     await ser.waitLog(
       /tm: max_heap reached \(\d+ live transactions, about [\d.]+ MB of the [\d.]+ MB max_heap allows\)/,
     );

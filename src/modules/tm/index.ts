@@ -19,7 +19,7 @@ export interface TmState {
 const hostArg = A.hostOrIp('host', { allowUriHost: true });
 const portArg = A.port('port', { allowUriPort: true });
 
-/** percent of V8's heap limit for transactions: the rest for usrloc, the GC's headroom and the rest */
+/** percent of V8's heap limit for transactions; the other half for usrloc, the rest of the server and the GC's headroom */
 const DEFAULT_MAX_HEAP = 50;
 
 function intParam(def: number, min: number, what: string): ParamSpec {
