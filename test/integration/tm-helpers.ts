@@ -27,9 +27,11 @@ export async function nextWhere(
   peer: UdpPeer,
   pred: (m: SipMessage) => boolean,
   ms = 3000,
+  /** messages looked at, at most (a flood's replies need more) */
+  max = 50,
 ): Promise<SipMessage> {
   const end = Date.now() + ms;
-  for (let i = 0; i < 50; i++) {
+  for (let i = 0; i < max; i++) {
     const left = end - Date.now();
     if (left <= 0) break;
     const b = await peer.next(left);
@@ -44,10 +46,10 @@ export const isReq = (method: string) => (m: SipMessage) => m.isRequest && m.met
 export const isStatus = (code: number) => (m: SipMessage) => !m.isRequest && m.status === code;
 
 /** Collect everything the peer receives for `ms`. */
-export async function drain(peer: UdpPeer, ms: number): Promise<SipMessage[]> {
+export async function drain(peer: UdpPeer, ms: number, max = 200): Promise<SipMessage[]> {
   const out: SipMessage[] = [];
   const end = Date.now() + ms;
-  for (let i = 0; i < 200; i++) {
+  for (let i = 0; i < max; i++) {
     const left = end - Date.now();
     if (left <= 0) break;
     const b = await peer.next(left);

@@ -8,14 +8,13 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { parseMessage, type SipMessage } from '../../src/sip/message.js';
 import { request, type Ser, sleep, startSer, UdpPeer } from './harness.js';
-import { nextWhere } from './tm-helpers.js';
+import { drain, nextWhere } from './tm-helpers.js';
 
 // fr_timer 1-2 s and retr_timer1 20 ms (Timer H = 64*T1 = 1.28 s): a refused flood clears in seconds
 const cfg = (sink: number, params: string) => `fork=no
 loadmodule "sl.so"
 loadmodule "tm.so"
 modparam("tm", "retr_timer1", 20)
-modparam("tm", "retr_timer2", 40)
 ${params}
 route {
   if (method=="OPTIONS") { sl_send_reply("200", "alive"); break; };
@@ -24,17 +23,13 @@ route {
 `;
 
 const from = (p: UdpPeer) => ({ ip: '127.0.0.1', port: p.port });
+/** messages a helper may look through: all of a flood's */
+const FLOOD = 100_000;
 
-/** statuses of every reply the peer got within ms, by Call-ID (first final or provisional) */
+/** statuses of every reply the peer gets within ms, by Call-ID */
 async function collect(peer: UdpPeer, ms: number): Promise<Map<string, number[]>> {
   const out = new Map<string, number[]>();
-  const end = Date.now() + ms;
-  for (let i = 0; i < 100_000; i++) {
-    const left = end - Date.now();
-    if (left <= 0) break;
-    const b = await peer.next(left);
-    if (!b) break;
-    const m = parseMessage(b, { datagram: true });
+  for (const m of await drain(peer, ms, FLOOD)) {
     const l = out.get(m.callId) ?? [];
     l.push(m.status);
     out.set(m.callId, l);
@@ -42,43 +37,40 @@ async function collect(peer: UdpPeer, ms: number): Promise<Map<string, number[]>
   return out;
 }
 
-/** the next message satisfying pred, skipping any number of others (a flood's 408s) */
-async function until(peer: UdpPeer, pred: (m: SipMessage) => boolean, ms = 3000): Promise<SipMessage> {
-  const end = Date.now() + ms;
-  for (let i = 0; i < 100_000; i++) {
-    const left = end - Date.now();
-    if (left <= 0) break;
-    const b = await peer.next(left);
-    if (!b) break;
-    const m = parseMessage(b, { datagram: true });
-    if (pred(m)) return m;
-  }
-  throw new Error(`no matching message within ${ms} ms`);
-}
+/** the next message satisfying pred, however many others (a flood's 408s) come first */
+const until = (peer: UdpPeer, pred: (m: SipMessage) => boolean) => nextWhere(peer, pred, 3000, FLOOD);
 
 async function alive(ser: Ser, uac: UdpPeer): Promise<SipMessage> {
   uac.send(request('OPTIONS', `sip:ping@127.0.0.1:${ser.port}`, from(uac)), ser.port);
   return until(uac, (m) => !m.isRequest && m.method === 'OPTIONS');
 }
 
-describe('tm max_transactions', () => {
-  let ser: Ser;
-  let uac: UdpPeer;
-  let sink: UdpPeer;
+/**
+ * A UAC, a second UA (`probe`) whose socket the UAC's flood of replies does not fill, a UAS
+ * that never answers, and the server relaying to it; closed after the suite.
+ */
+function fixture(params: string, nodeArgs?: string[]) {
+  const f = {} as { ser: Ser; uac: UdpPeer; probe: UdpPeer; sink: UdpPeer };
   before(async () => {
-    uac = await UdpPeer.open();
-    sink = await UdpPeer.open();
-    ser = await startSer(
-      cfg(sink.port, 'modparam("tm", "max_transactions", 3)\nmodparam("tm", "fr_timer", 1)'),
-    );
+    f.uac = await UdpPeer.open();
+    f.probe = await UdpPeer.open();
+    f.sink = await UdpPeer.open();
+    f.ser = await startSer(cfg(f.sink.port, params), { nodeArgs });
   });
   after(async () => {
-    uac.close();
-    sink.close();
-    await ser.stop();
+    f.uac.close();
+    f.probe.close();
+    f.sink.close();
+    await f.ser.stop();
   });
+  return f;
+}
+
+describe('tm max_transactions', () => {
+  const f = fixture('modparam("tm", "max_transactions", 3)\nmodparam("tm", "fr_timer", 1)');
 
   it('refuses the fourth live transaction with 503, answers retransmissions and OPTIONS, and admits again', async () => {
+    const { ser, uac } = f;
     const uri = `sip:callee@127.0.0.1:${ser.port}`;
     const invites = [1, 2, 3].map(() => request('INVITE', uri, from(uac)));
     for (const m of invites) {
@@ -110,26 +102,13 @@ describe('tm max_transactions', () => {
 });
 
 describe('tm max_heap', () => {
-  let ser: Ser;
-  let uac: UdpPeer;
-  let sink: UdpPeer;
-  before(async () => {
-    uac = await UdpPeer.open();
-    sink = await UdpPeer.open();
-    // a heap limit of 51 MB (48 MB old space, three 1 MB semi-spaces): 4,000 unanswered
-    // INVITEs of 2 KB would take some 50 MB and kill the process; the default max_heap (50 %)
-    // lets about 2,000 live at once
-    ser = await startSer(cfg(sink.port, 'modparam("tm", "fr_timer", 2)'), {
-      nodeArgs: ['--max-old-space-size=48', '--max-semi-space-size=1'],
-    });
-  });
-  after(async () => {
-    uac.close();
-    sink.close();
-    await ser.stop();
-  });
+  // a heap limit of 51 MB (48 MB old space, three 1 MB semi-spaces): 4,000 unanswered
+  // INVITEs of 2 KB would take some 50 MB and kill the process; the default max_heap (50 %)
+  // lets about 2,000 live at once
+  const f = fixture('modparam("tm", "fr_timer", 2)', ['--max-old-space-size=48', '--max-semi-space-size=1']);
 
   it('refuses a flood past its share of the heap with 503, stays up and admits again once it ends', async () => {
+    const { ser, uac, probe } = f;
     const uri = `sip:callee@127.0.0.1:${ser.port}`;
     const body = `v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=x-pad:${'p'.repeat(1500)}\r\n`;
     const replies = collect(uac, 6500);
@@ -154,15 +133,15 @@ describe('tm max_heap', () => {
       /tm: max_heap reached \(\d+ live transactions, about [\d.]+ MB of the [\d.]+ MB max_heap allows\)/,
     );
     assert.equal(ser.proc.exitCode, null);
-    assert.equal((await alive(ser, uac)).status, 200);
+    assert.equal((await alive(ser, probe)).status, 200);
     // fr_timer (2 s) and Timer H (1.28 s) end the admitted ones: a new INVITE is admitted
     await sleep(3500);
     let ok: SipMessage | undefined;
     for (let i = 0; i < 20 && !ok; i++) {
-      const m = request('INVITE', uri, from(uac));
+      const m = request('INVITE', uri, from(probe));
       const id = parseMessage(Buffer.from(m, 'latin1')).callId;
-      uac.send(m, ser.port);
-      const r = await until(uac, (x) => x.callId === id);
+      probe.send(m, ser.port);
+      const r = await until(probe, (x) => x.callId === id);
       if (r.status === 100) ok = r;
       else await sleep(250);
     }
