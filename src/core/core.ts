@@ -2,6 +2,7 @@ import { clusterRole } from './cluster-role.js';
 import { type DnsProto, SipResolver, type SipUriTarget } from '../net/dns.js';
 import { formatHostPort, ipFamily, normalizeIp } from '../net/ip.js';
 import { type RecvInfo, type SendTarget, Transports } from '../net/transports.js';
+import { nativeUdpUnavailable } from '../net/udp-native.js';
 import type { CompiledScript } from '../script/compiler.js';
 import { SipParseError } from '../sip/errors.js';
 import type { Via } from '../sip/headers.js';
@@ -144,6 +145,12 @@ export class Core implements CoreApi {
       },
     });
     await this.transports.start();
+    const impl = this.transports.udpImpl;
+    if (impl === 'native') this.log.info('udp: native receive and send (native/ser_udp.node, recvmmsg)');
+    else if (impl === 'dgram')
+      this.log.info(
+        `udp: node:dgram (${clusterRole() !== undefined ? 'sockets shared between workers' : `native addon: ${nativeUdpUnavailable() ?? 'not used'}`})`,
+      );
     for (const s of this.transports.listening) {
       this.myself.addAddress(s.ip, s.port);
       if (s.address !== s.ip) this.myself.addAddress(s.address, s.advertisedPort);

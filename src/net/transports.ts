@@ -32,6 +32,7 @@ import os from 'node:os';
 import type { Endpoint, Proto } from '../core/context.js';
 import { detach } from '../sip/util.js';
 import { formatHostPort, ipFamily, isAnyAddress, normalizeIp, stripBrackets } from './ip.js';
+import { errnoError, loadNativeUdp, type NativeUdpAddon, NativeUdpSocket } from './udp-native.js';
 import { DEFAULT_MAX_HEADER_SIZE, DEFAULT_MAX_MESSAGE_SIZE, StreamFramer } from './stream-framer.js';
 
 export type NetProto = 'udp' | 'tcp';
@@ -120,6 +121,11 @@ export interface TransportsOptions {
    * datagram / accepted connection to one worker)
    */
   shared?: boolean;
+  /**
+   * UDP through the native addon when it is built (default: yes, unless `shared`: node:cluster
+   * shares only its own handles between workers); false: node:dgram always
+   */
+  udpNative?: boolean;
   /** the receive handler (can also be set later with `setHandler`) */
   onMessage?: MessageHandler;
   /** TCP: a message exceeded a size limit. `partial` is what was received (try a 513 via `send`) */
@@ -207,9 +213,11 @@ interface Conn {
   ready: Promise<boolean> | undefined;
 }
 
+/** A bound UDP socket: node:dgram's, or the native addon's (src/net/udp-native.ts). */
 interface UdpListen {
   ls: ListenSocket;
-  sock: dgram.Socket;
+  sock: dgram.Socket | undefined;
+  nat: NativeUdpSocket | undefined;
 }
 
 interface TcpListen {
@@ -337,6 +345,12 @@ export class Transports {
     this.sweepTimer.unref();
   }
 
+  /** What the UDP sockets run on: the native addon (src/net/udp-native.ts) or node:dgram. */
+  get udpImpl(): 'native' | 'dgram' | undefined {
+    const u = this.udp[0];
+    return u === undefined ? undefined : u.nat ? 'native' : 'dgram';
+  }
+
   /** The bound listen sockets, in configuration order. */
   get listening(): readonly ListenSocket[] {
     return this.sockets;
@@ -452,10 +466,13 @@ export class Transports {
       waits.push(new Promise<void>((resolve) => t.server.close(() => resolve())));
     }
     for (const u of this.udp) {
+      u.nat?.close();
+      const sock = u.sock;
+      if (!sock) continue;
       waits.push(
         new Promise<void>((resolve) => {
           try {
-            u.sock.close(() => resolve());
+            sock.close(() => resolve());
           } catch {
             resolve();
           }
@@ -505,6 +522,11 @@ export class Transports {
 
   private async bindUdp(la: ListenAddress): Promise<void> {
     const { ip, af } = this.hostOf(la);
+    const addon = this.opts.udpNative === false || this.opts.shared ? undefined : loadNativeUdp();
+    if (addon) {
+      this.bindUdpNative(addon, la, ip, af);
+      return;
+    }
     const sock = dgram.createSocket({
       type: af === 6 ? 'udp6' : 'udp4',
       ipv6Only: af === 6,
@@ -527,11 +549,44 @@ export class Transports {
     });
     const rcvbuf = raiseRecvBuffer(sock, this.opts.maxBuffer ?? DEFAULT_MAX_BUFFER);
     const ls = this.makeListenSocket(la, ip, sock.address().port, af, rcvbuf);
-    this.udp.push({ ls, sock });
+    this.udp.push({ ls, sock, nat: undefined });
     sock.on('error', (e) => this.opts.onError?.(e, `udp ${formatHostPort(ip, ls.port)}`));
+    const receive = this.udpReceiver(ls);
+    sock.on('message', (msg, rinfo) => receive(msg, rinfo.address, rinfo.port));
+  }
+
+  private bindUdpNative(addon: NativeUdpAddon, la: ListenAddress, ip: string, af: 4 | 6): void {
+    let ls: ListenSocket | undefined;
+    let receive: ((msg: Buffer, ip: string, port: number) => void) | undefined;
+    let nat: NativeUdpSocket;
+    try {
+      nat = new NativeUdpSocket(
+        addon,
+        af,
+        ip,
+        la.port,
+        this.opts.maxBuffer ?? DEFAULT_MAX_BUFFER,
+        (msg, src) => receive?.(msg, src.address, src.port),
+        (e) => this.opts.onError?.(e, `udp ${formatHostPort(ip, ls?.port ?? la.port)}`),
+      );
+    } catch (e) {
+      // as node:dgram words it: "bind EADDRINUSE 127.0.0.1:5060"
+      const x = e as NodeJS.ErrnoException;
+      if (typeof x.errno === 'number' && x.syscall)
+        throw errnoError(-x.errno, x.syscall, formatHostPort(ip, la.port), { address: ip, port: la.port });
+      throw e;
+    }
+    ls = this.makeListenSocket(la, ip, nat.port, af, nat.rcvbuf);
+    this.udp.push({ ls, sock: undefined, nat });
+    receive = this.udpReceiver(ls);
+  }
+
+  /** What both UDP paths do with a datagram received on `ls`. */
+  private udpReceiver(ls: ListenSocket): (msg: Buffer, ip: string, port: number) => void {
     const dst = ls.endpoint;
+    const af = ls.af;
     const proto = 'udp' as const;
-    sock.on('message', (msg, rinfo) => {
+    return (msg, ip, port) => {
       const st = this.st.udp;
       // keep-alives: only CR/LF/whitespace (cheap test: real messages start with a letter)
       const c0 = msg.length ? msg[0] : 0;
@@ -541,14 +596,14 @@ export class Transports {
       }
       st.msgsIn++;
       st.bytesIn += msg.length;
-      const info: RecvInfo = { src: { ip: rinfo.address, port: rinfo.port, proto, af }, dst, socket: ls };
+      const info: RecvInfo = { src: { ip, port, proto, af }, dst, socket: ls };
       try {
         this.handler(msg, info);
       } catch (e) {
         this.st.handlerErrors++;
         this.opts.onError?.(e, 'handler');
       }
-    });
+    };
   }
 
   private async bindTcp(la: ListenAddress): Promise<void> {
@@ -793,9 +848,20 @@ export class Transports {
       this.opts.onSendError?.(e, { proto: 'udp', ip, port: target.port });
       return false;
     }
-    const okAt = this.udpConfirmed.get(ip);
-    if (okAt !== undefined && Date.now() - okAt < UDP_CONFIRM_MS) u.sock.send(data, target.port, ip);
-    else this.confirmingSend(u.sock, data, target.port, ip);
+    if (u.nat) {
+      // the kernel's answer is known at once: counted and reported here, and `false`
+      const r = u.nat.send(data, ip, target.port);
+      if (r !== 0) {
+        this.udpSent(
+          errnoError(-r, 'send', formatHostPort(ip, target.port), { address: ip, port: target.port }),
+        );
+        return false;
+      }
+    } else if (u.sock) {
+      const okAt = this.udpConfirmed.get(ip);
+      if (okAt !== undefined && Date.now() - okAt < UDP_CONFIRM_MS) u.sock.send(data, target.port, ip);
+      else this.confirmingSend(u.sock, data, target.port, ip);
+    }
     st.msgsOut++;
     st.bytesOut += data.length;
     return true;

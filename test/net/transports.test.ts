@@ -18,7 +18,7 @@ interface Got {
 const open: Transports[] = [];
 const clients: net.Socket[] = [];
 
-async function make(
+async function makeT(
   extra: Partial<TransportsOptions> = {},
   listen: TransportsOptions['listen'] = [
     { proto: 'udp', host: '127.0.0.1', port: 0 },
@@ -38,6 +38,8 @@ async function make(
   return { t, got, udpPort, tcpPort };
 }
 
+const make = makeT;
+
 async function client(port: number, host = '127.0.0.1'): Promise<TcpClient> {
   const c = await tcpClient(port, host);
   clients.push(c.sock);
@@ -49,153 +51,166 @@ after(async () => {
   await Promise.all(open.map((t) => t.close()));
 });
 
-describe('Transports: UDP', () => {
-  it('receives a datagram and replies from the SIP port (IPv4)', async () => {
-    const { t, got, udpPort } = await make();
-    const peer = await udpPeer(4);
-    try {
-      const m = sipMsg('u4', '', 'UDP');
-      peer.sock.send(m, udpPort, '127.0.0.1');
-      await waitFor(() => got.length === 1, 3000, 'udp message');
-      assert.equal(got[0].data, m);
-      const { src, dst, socket, connId } = got[0].info;
-      assert.deepEqual(src, { ip: '127.0.0.1', port: peer.port, proto: 'udp', af: 4 });
-      assert.equal(dst.port, udpPort);
-      assert.equal(dst.proto, 'udp');
-      assert.equal(socket.proto, 'udp');
-      assert.equal(connId, undefined);
-      assert.equal(
-        t.send({ proto: 'udp', ip: src.ip, port: src.port }, Buffer.from('SIP/2.0 200 OK\r\n\r\n')),
-        true,
-      );
-      await waitFor(() => peer.got.length === 1, 3000, 'udp reply');
-      assert.equal(peer.got[0].port, udpPort, 'reply must come from the listening port');
-      assert.equal(peer.got[0].data, 'SIP/2.0 200 OK\r\n\r\n');
-      // an IPv4-mapped IPv6 target goes out over the IPv4 socket
-      assert.equal(
-        t.send({ proto: 'udp', ip: '::ffff:127.0.0.1', port: src.port }, Buffer.from('mapped')),
-        true,
-      );
-      await waitFor(() => peer.got.length === 2, 3000, 'mapped reply');
-      assert.equal(peer.got[1].data, 'mapped');
-      const st = t.getStats();
-      assert.equal(st.udp.msgsIn, 1);
-      assert.equal(st.udp.msgsOut, 2);
-    } finally {
-      await peer.close();
-    }
-  });
+// the UDP tests run over both receive/send paths: the native addon's (the default where it
+// is built, and CI builds it) and node:dgram's (the multi-process model's, and the fallback)
+for (const udpNative of [true, false]) {
+  describe(`Transports: UDP (${udpNative ? 'native addon' : 'node:dgram'})`, () => {
+    const make = (extra: Partial<TransportsOptions> = {}, listen?: TransportsOptions['listen']) =>
+      makeT({ udpNative, ...extra }, listen);
 
-  it('drops CRLF / whitespace keep-alive datagrams silently', async () => {
-    const { t, got, udpPort } = await make();
-    const peer = await udpPeer(4);
-    try {
-      peer.sock.send('\r\n\r\n', udpPort, '127.0.0.1');
-      peer.sock.send(' \r\n', udpPort, '127.0.0.1');
-      peer.sock.send(sipMsg('after', '', 'UDP'), udpPort, '127.0.0.1');
-      await waitFor(() => got.length === 1 && t.getStats().udp.keepalives === 2, 3000, 'keepalives');
-      assert.match(got[0].data, /^OPTIONS sip:after@/);
-    } finally {
-      await peer.close();
-    }
-  });
-
-  it('receives and sends over IPv6 through an ipv6Only socket', async (tc) => {
-    if (!(await ipv6Available())) {
-      tc.skip('::1 not available');
-      return;
-    }
-    const { t, got } = await make({}, [
-      { proto: 'udp', host: '127.0.0.1', port: 0 },
-      { proto: 'udp', host: '[::1]', port: 0 },
-    ]);
-    const ls6 = t.listening.find((s) => s.af === 6);
-    assert.ok(ls6);
-    assert.equal(ls6.ip, '::1');
-    const peer = await udpPeer(6);
-    try {
-      peer.sock.send(sipMsg('u6', '', 'UDP'), ls6.port, '::1');
-      await waitFor(() => got.length === 1, 3000, 'udp6 message');
-      assert.equal(got[0].info.src.af, 6);
-      assert.equal(got[0].info.src.ip, '::1');
-      assert.equal(got[0].info.socket, ls6);
-      assert.equal(t.send({ proto: 'udp', ip: '::1', port: peer.port }, Buffer.from('pong6')), true);
-      await waitFor(() => peer.got.length === 1, 3000, 'udp6 reply');
-      assert.equal(peer.got[0].port, ls6.port);
-      assert.deepEqual(t.viaFor({ proto: 'udp', ip: '::1' }), {
-        proto: 'udp',
-        host: '::1',
-        port: ls6.port,
-        hostport: `[::1]:${ls6.port}`,
-      });
-    } finally {
-      await peer.close();
-    }
-  });
-
-  it('fails (without throwing) when no socket of the family exists', async () => {
-    const { t } = await make({}, [{ proto: 'udp', host: '127.0.0.1', port: 0 }]);
-    assert.equal(t.send({ proto: 'udp', ip: '::1', port: 5060 }, Buffer.from('x')), false);
-    assert.equal(t.send({ proto: 'udp', ip: 'not-an-ip', port: 5060 }, Buffer.from('x')), false);
-    assert.equal(t.send({ proto: 'udp', ip: '127.0.0.1', port: 70000 }, Buffer.from('x')), false);
-    assert.equal(t.send({ proto: 'tls', ip: '127.0.0.1', port: 5061 }, Buffer.from('x')), false);
-    assert.equal(await t.send({ proto: 'tcp', ip: '127.0.0.1', port: 5060 }, Buffer.from('x')), false);
-    assert.equal(t.getStats().udp.sendErrors, 4);
-    assert.equal(t.getStats().tcp.sendErrors, 1);
-  });
-
-  it('counts a UDP send the kernel refuses, with its target, and keeps the socket', async () => {
-    const errors: { msg: string; port: number }[] = [];
-    const { t, udpPort, got } = await make({
-      onSendError: (e, to) =>
-        errors.push({ msg: (e as NodeJS.ErrnoException).code ?? e.message, port: to.port }),
+    it('receives a datagram and replies from the SIP port (IPv4)', async () => {
+      const { t, got, udpPort } = await make();
+      // the native suite must not quietly run on node:dgram (SER_UDP_NATIVE=0 asks for that)
+      assert.equal(t.udpImpl, udpNative && process.env.SER_UDP_NATIVE !== '0' ? 'native' : 'dgram');
+      const peer = await udpPeer(4);
+      try {
+        const m = sipMsg('u4', '', 'UDP');
+        peer.sock.send(m, udpPort, '127.0.0.1');
+        await waitFor(() => got.length === 1, 3000, 'udp message');
+        assert.equal(got[0].data, m);
+        const { src, dst, socket, connId } = got[0].info;
+        assert.deepEqual(src, { ip: '127.0.0.1', port: peer.port, proto: 'udp', af: 4 });
+        assert.equal(dst.port, udpPort);
+        assert.equal(dst.proto, 'udp');
+        assert.equal(socket.proto, 'udp');
+        assert.equal(connId, undefined);
+        assert.equal(
+          t.send({ proto: 'udp', ip: src.ip, port: src.port }, Buffer.from('SIP/2.0 200 OK\r\n\r\n')),
+          true,
+        );
+        await waitFor(() => peer.got.length === 1, 3000, 'udp reply');
+        assert.equal(peer.got[0].port, udpPort, 'reply must come from the listening port');
+        assert.equal(peer.got[0].data, 'SIP/2.0 200 OK\r\n\r\n');
+        // an IPv4-mapped IPv6 target goes out over the IPv4 socket
+        assert.equal(
+          t.send({ proto: 'udp', ip: '::ffff:127.0.0.1', port: src.port }, Buffer.from('mapped')),
+          true,
+        );
+        await waitFor(() => peer.got.length === 2, 3000, 'mapped reply');
+        assert.equal(peer.got[1].data, 'mapped');
+        const st = t.getStats();
+        assert.equal(st.udp.msgsIn, 1);
+        assert.equal(st.udp.msgsOut, 2);
+      } finally {
+        await peer.close();
+      }
     });
-    // larger than any UDP datagram: refused at once (EMSGSIZE), before and after the
-    // destination had a send confirmed
-    const big = Buffer.alloc(70_000, 0x41);
-    assert.equal(t.send({ proto: 'udp', ip: '127.0.0.1', port: udpPort }, big), false);
-    assert.deepEqual(errors, [{ msg: 'EMSGSIZE', port: udpPort }]);
-    assert.equal(t.getStats().udp.sendErrors, 1);
-    // the socket still works
-    assert.equal(t.send({ proto: 'udp', ip: '127.0.0.1', port: udpPort }, Buffer.from('OPTIONS x')), true);
-    for (let i = 0; i < 50 && got.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
-    assert.equal(got[0]?.data, 'OPTIONS x');
-    assert.equal(t.send({ proto: 'udp', ip: '127.0.0.1', port: udpPort }, big), false);
-    assert.equal(t.getStats().udp.sendErrors, 2);
-    // the kernel refuses a broadcast without SO_BROADCAST (EACCES): every such send is
-    // counted, the refused destination never counts as confirmed
-    for (let i = 0; i < 3; i++) t.send({ proto: 'udp', ip: '255.255.255.255', port: 5060 }, Buffer.from('x'));
-    for (let i = 0; i < 50 && errors.length < 5; i++) await new Promise((r) => setTimeout(r, 10));
-    assert.deepEqual(
-      errors.slice(2),
-      [1, 2, 3].map(() => ({ msg: 'EACCES', port: 5060 })),
-    );
-    assert.equal(t.getStats().udp.sendErrors, 5);
-  });
 
-  it('raises the receive buffer to maxBuffer (2 MiB by default) as far as rmem_max allows, never lowers it', async (tc) => {
-    let rmemMax: number;
-    let rmemDefault: number;
-    try {
-      rmemMax = Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8'));
-      rmemDefault = Number(readFileSync('/proc/sys/net/core/rmem_default', 'utf8'));
-    } catch {
-      tc.skip('no /proc/sys/net/core (not Linux)');
-      return;
-    }
-    // a fresh socket has rmem_default; Linux doubles what SO_RCVBUF asks (its bookkeeping
-    // overhead), up to twice rmem_max, and reports the doubled size
-    const udp = [{ proto: 'udp' as const, host: '127.0.0.1', port: 0 }];
-    const dflt = await make({}, udp);
-    assert.equal(DEFAULT_MAX_BUFFER, 2 * 1024 * 1024);
-    assert.equal(
-      dflt.t.listening[0].rcvbuf,
-      DEFAULT_MAX_BUFFER > rmemDefault ? 2 * Math.min(DEFAULT_MAX_BUFFER, rmemMax) : rmemDefault,
-    );
-    const small = await make({ maxBuffer: 64 * 1024 }, udp);
-    assert.equal(small.t.listening[0].rcvbuf, rmemDefault);
+    it('drops CRLF / whitespace keep-alive datagrams silently', async () => {
+      const { t, got, udpPort } = await make();
+      const peer = await udpPeer(4);
+      try {
+        peer.sock.send('\r\n\r\n', udpPort, '127.0.0.1');
+        peer.sock.send(' \r\n', udpPort, '127.0.0.1');
+        peer.sock.send(sipMsg('after', '', 'UDP'), udpPort, '127.0.0.1');
+        await waitFor(() => got.length === 1 && t.getStats().udp.keepalives === 2, 3000, 'keepalives');
+        assert.match(got[0].data, /^OPTIONS sip:after@/);
+      } finally {
+        await peer.close();
+      }
+    });
+
+    it('receives and sends over IPv6 through an ipv6Only socket', async (tc) => {
+      if (!(await ipv6Available())) {
+        tc.skip('::1 not available');
+        return;
+      }
+      const { t, got } = await make({}, [
+        { proto: 'udp', host: '127.0.0.1', port: 0 },
+        { proto: 'udp', host: '[::1]', port: 0 },
+      ]);
+      const ls6 = t.listening.find((s) => s.af === 6);
+      assert.ok(ls6);
+      assert.equal(ls6.ip, '::1');
+      const peer = await udpPeer(6);
+      try {
+        peer.sock.send(sipMsg('u6', '', 'UDP'), ls6.port, '::1');
+        await waitFor(() => got.length === 1, 3000, 'udp6 message');
+        assert.equal(got[0].info.src.af, 6);
+        assert.equal(got[0].info.src.ip, '::1');
+        assert.equal(got[0].info.socket, ls6);
+        assert.equal(t.send({ proto: 'udp', ip: '::1', port: peer.port }, Buffer.from('pong6')), true);
+        await waitFor(() => peer.got.length === 1, 3000, 'udp6 reply');
+        assert.equal(peer.got[0].port, ls6.port);
+        assert.deepEqual(t.viaFor({ proto: 'udp', ip: '::1' }), {
+          proto: 'udp',
+          host: '::1',
+          port: ls6.port,
+          hostport: `[::1]:${ls6.port}`,
+        });
+      } finally {
+        await peer.close();
+      }
+    });
+
+    it('fails (without throwing) when no socket of the family exists', async () => {
+      const { t } = await make({}, [{ proto: 'udp', host: '127.0.0.1', port: 0 }]);
+      assert.equal(t.send({ proto: 'udp', ip: '::1', port: 5060 }, Buffer.from('x')), false);
+      assert.equal(t.send({ proto: 'udp', ip: 'not-an-ip', port: 5060 }, Buffer.from('x')), false);
+      assert.equal(t.send({ proto: 'udp', ip: '127.0.0.1', port: 70000 }, Buffer.from('x')), false);
+      assert.equal(t.send({ proto: 'tls', ip: '127.0.0.1', port: 5061 }, Buffer.from('x')), false);
+      assert.equal(await t.send({ proto: 'tcp', ip: '127.0.0.1', port: 5060 }, Buffer.from('x')), false);
+      assert.equal(t.getStats().udp.sendErrors, 4);
+      assert.equal(t.getStats().tcp.sendErrors, 1);
+    });
+
+    it('counts a UDP send the kernel refuses, with its target, and keeps the socket', async () => {
+      const errors: { msg: string; port: number }[] = [];
+      const { t, udpPort, got } = await make({
+        onSendError: (e, to) =>
+          errors.push({ msg: (e as NodeJS.ErrnoException).code ?? e.message, port: to.port }),
+      });
+      // larger than any UDP datagram: refused at once (EMSGSIZE), before and after the
+      // destination had a send confirmed
+      const big = Buffer.alloc(70_000, 0x41);
+      assert.equal(t.send({ proto: 'udp', ip: '127.0.0.1', port: udpPort }, big), false);
+      assert.deepEqual(errors, [{ msg: 'EMSGSIZE', port: udpPort }]);
+      assert.equal(t.getStats().udp.sendErrors, 1);
+      // the socket still works
+      assert.equal(t.send({ proto: 'udp', ip: '127.0.0.1', port: udpPort }, Buffer.from('OPTIONS x')), true);
+      for (let i = 0; i < 50 && got.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(got[0]?.data, 'OPTIONS x');
+      assert.equal(t.send({ proto: 'udp', ip: '127.0.0.1', port: udpPort }, big), false);
+      assert.equal(t.getStats().udp.sendErrors, 2);
+      // the kernel refuses a broadcast without SO_BROADCAST (EACCES): every such send is
+      // counted, the refused destination never counts as confirmed
+      for (let i = 0; i < 3; i++) {
+        const ok = t.send({ proto: 'udp', ip: '255.255.255.255', port: 5060 }, Buffer.from('x'));
+        // the addon has the kernel's answer at once; node:dgram reports it later
+        if (t.udpImpl === 'native') assert.equal(ok, false);
+      }
+      for (let i = 0; i < 50 && errors.length < 5; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.deepEqual(
+        errors.slice(2),
+        [1, 2, 3].map(() => ({ msg: 'EACCES', port: 5060 })),
+      );
+      assert.equal(t.getStats().udp.sendErrors, 5);
+    });
+
+    it('raises the receive buffer to maxBuffer (2 MiB by default) as far as rmem_max allows, never lowers it', async (tc) => {
+      let rmemMax: number;
+      let rmemDefault: number;
+      try {
+        rmemMax = Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8'));
+        rmemDefault = Number(readFileSync('/proc/sys/net/core/rmem_default', 'utf8'));
+      } catch {
+        tc.skip('no /proc/sys/net/core (not Linux)');
+        return;
+      }
+      // a fresh socket has rmem_default; Linux doubles what SO_RCVBUF asks (its bookkeeping
+      // overhead), up to twice rmem_max, and reports the doubled size
+      const udp = [{ proto: 'udp' as const, host: '127.0.0.1', port: 0 }];
+      const dflt = await make({}, udp);
+      assert.equal(DEFAULT_MAX_BUFFER, 2 * 1024 * 1024);
+      assert.equal(
+        dflt.t.listening[0].rcvbuf,
+        DEFAULT_MAX_BUFFER > rmemDefault ? 2 * Math.min(DEFAULT_MAX_BUFFER, rmemMax) : rmemDefault,
+      );
+      const small = await make({ maxBuffer: 64 * 1024 }, udp);
+      assert.equal(small.t.listening[0].rcvbuf, rmemDefault);
+    });
   });
-});
+}
 
 describe('Transports: TCP receive', () => {
   it('splits pipelined messages written at once', async () => {
