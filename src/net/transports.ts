@@ -557,7 +557,8 @@ export class Transports {
 
   private bindUdpNative(addon: NativeUdpAddon, la: ListenAddress, ip: string, af: 4 | 6): void {
     let ls: ListenSocket | undefined;
-    let receive: ((msg: Buffer, ip: string, port: number) => void) | undefined;
+    // set once the socket is known (no datagram is read before this function returns)
+    let receive: (msg: Buffer, ip: string, port: number) => void = () => {};
     let nat: NativeUdpSocket;
     try {
       nat = new NativeUdpSocket(
@@ -566,7 +567,7 @@ export class Transports {
         ip,
         la.port,
         this.opts.maxBuffer ?? DEFAULT_MAX_BUFFER,
-        (msg, src) => receive?.(msg, src.address, src.port),
+        (msg, rip, rport) => receive(msg, rip, rport),
         (e) => this.opts.onError?.(e, `udp ${formatHostPort(ip, ls?.port ?? la.port)}`),
       );
     } catch (e) {

@@ -46,13 +46,6 @@ export function nativeUdpUnavailable(): string | undefined {
   return loadError;
 }
 
-/** One received datagram's source, as node:dgram's rinfo gives it. */
-export interface NativeSource {
-  address: string;
-  port: number;
-  af: 4 | 6;
-}
-
 /**
  * A bound UDP socket read and written through the addon. `onMessage` gets each datagram in
  * a Buffer of its own (a copy out of the shared receive buffer, which the next batch
@@ -77,7 +70,7 @@ export class NativeUdpSocket {
     ip: string,
     port: number,
     rcvbufMax: number,
-    onMessage: (msg: Buffer, src: NativeSource) => void,
+    onMessage: (msg: Buffer, ip: string, port: number) => void,
     onError: (e: Error) => void,
   ) {
     this.a = a;
@@ -107,11 +100,8 @@ export class NativeUdpSocket {
         const msg = Buffer.allocUnsafe(len);
         big.copy(msg, 0, i * SLOT, i * SLOT + len);
         const t = text0 + i * TEXT;
-        const src: NativeSource =
-          meta[m + 2] === 6
-            ? { address: big.toString('latin1', t, t + meta[m + 4]), port: meta[m + 1], af: 6 }
-            : { address: this.ipv4(meta[m + 4], m), port: meta[m + 1], af: 4 };
-        onMessage(msg, src);
+        const ip = meta[m + 2] === 6 ? big.toString('latin1', t, t + meta[m + 4]) : this.ipv4(meta[m + 4], m);
+        onMessage(msg, ip, meta[m + 1]);
       }
     };
     try {
