@@ -41,6 +41,8 @@ typedef struct {
   uv_poll_t poll;
   int fd;
   int closing;
+  /* inside the JavaScript callback: a stop() there leaves the release to on_readable */
+  int in_cb;
   napi_ref buf_ref, meta_ref, cb_ref, res_ref;
   napi_async_context actx;
   unsigned char *buf;
@@ -172,11 +174,30 @@ static napi_value sock_send(napi_env env, napi_callback_info info) {
   return out;
 }
 
+static void free_receiver(uv_handle_t *h) {
+  receiver_t *r = h->data;
+  free(r);
+}
+
+static void release_refs(receiver_t *r) {
+  napi_env env = r->env;
+  napi_delete_reference(env, r->buf_ref);
+  napi_delete_reference(env, r->meta_ref);
+  napi_delete_reference(env, r->cb_ref);
+  napi_delete_reference(env, r->res_ref);
+  napi_async_destroy(env, r->actx);
+}
+
+static void finish_stop(receiver_t *r) {
+  release_refs(r);
+  uv_close((uv_handle_t *)&r->poll, free_receiver);
+}
+
 static void on_readable(uv_poll_t *h, int status, int events) {
   receiver_t *r = h->data;
   napi_env env = r->env;
   (void)events;
-  for (int round = 0; round < ROUNDS && !r->closing; round++) {
+  for (int round = 0; round < ROUNDS; round++) {
     int n;
     if (status < 0) {
       n = status; /* libuv's errors are negative errnos on Unix */
@@ -224,29 +245,22 @@ static void on_readable(uv_poll_t *h, int status, int events) {
     napi_create_int32(env, n, &arg);
     /* napi_make_callback, not napi_call_function: it drains the microtask and nextTick
        queues afterwards, as node:dgram's callback does (the script resumes in them) */
+    r->in_cb = 1;
     napi_status st = napi_make_callback(env, r->actx, res, cb, 1, &arg, &ret);
+    r->in_cb = 0;
     if (st == napi_pending_exception) {
       napi_value exc;
       napi_get_and_clear_last_exception(env, &exc);
       napi_fatal_exception(env, exc);
     }
     napi_close_handle_scope(env, scope);
+    if (r->closing) {
+      /* stopped by the callback: the async context is released only now that it is unused */
+      finish_stop(r);
+      return;
+    }
     if (n < BATCH) return;
   }
-}
-
-static void free_receiver(uv_handle_t *h) {
-  receiver_t *r = h->data;
-  free(r);
-}
-
-static void release_refs(receiver_t *r) {
-  napi_env env = r->env;
-  napi_delete_reference(env, r->buf_ref);
-  napi_delete_reference(env, r->meta_ref);
-  napi_delete_reference(env, r->cb_ref);
-  napi_delete_reference(env, r->res_ref);
-  napi_async_destroy(env, r->actx);
 }
 
 /* start(fd, buf: ArrayBuffer (BATCH*(SLOT+TEXT)), meta: Int32Array (BATCH*META), cb(count)) -> handle */
@@ -316,9 +330,8 @@ static napi_value recv_stop(napi_env env, napi_callback_info info) {
   if (r->closing) return NULL;
   r->closing = 1;
   uv_poll_stop(&r->poll);
-  release_refs(r);
   close(r->fd);
-  uv_close((uv_handle_t *)&r->poll, free_receiver);
+  if (!r->in_cb) finish_stop(r);
   return NULL;
 }
 
