@@ -27,8 +27,9 @@
 /* datagrams per recvmmsg call; each has a 64 KiB slot in the receive buffer */
 #define BATCH 16
 #define SLOT 65536
-/* Int32 words per datagram in the meta array: length, port, family, flags, then the IPv4
-   address (4 bytes as read from the packet) or the IPv6 address's text length */
+/* Int32 words per datagram in the meta array: length, port, family, unused, then the IPv4
+   address (4 bytes as read from the packet) or the IPv6 address's text length. A slot
+   holds the largest UDP payload, so no datagram is truncated. */
 #define META 8
 /* IPv6 source addresses as text (inet_ntop), one TEXT-byte slot per datagram after the
    BATCH data slots: formatting them in JavaScript could differ from node:dgram's */
@@ -223,7 +224,6 @@ static void on_readable(uv_poll_t *h, int status, int events) {
     for (int i = 0; i < n; i++) {
       int32_t *m = r->meta + i * META;
       m[0] = (int32_t)r->msgs[i].msg_len;
-      m[3] = r->msgs[i].msg_hdr.msg_flags & MSG_TRUNC ? 1 : 0;
       if (r->from[i].ss_family == AF_INET6) {
         struct sockaddr_in6 *a = (struct sockaddr_in6 *)&r->from[i];
         char *t = (char *)r->buf + (size_t)BATCH * SLOT + (size_t)i * TEXT;

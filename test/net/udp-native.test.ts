@@ -86,6 +86,34 @@ describe('native UDP addon', { skip: off ? 'SER_UDP_NATIVE=0' : false }, () => {
     }
   });
 
+  it('takes datagrams of every size UDP allows, up to 65,507 bytes, byte for byte', async () => {
+    const { t, got, port } = await udpTransports();
+    const p = await udpPeer(4);
+    try {
+      const sizes = [1, 100, 1472, 1473, 9000, 32768, 65507];
+      const sent = sizes.map((n, k) => {
+        const b = Buffer.alloc(n);
+        for (let i = 0; i < n; i++) b[i] = 0x41 + ((i * 7 + k) % 26);
+        return b;
+      });
+      for (const b of sent) p.sock.send(b, port, '127.0.0.1');
+      // an empty datagram is a keep-alive: counted, not delivered
+      p.sock.send(Buffer.alloc(0), port, '127.0.0.1');
+      await waitFor(
+        () => got.length === sizes.length && t.getStats().udp.keepalives === 1,
+        5000,
+        'all sizes',
+      );
+      assert.deepEqual(
+        got.map((g) => g.data.length),
+        sizes,
+      );
+      for (let k = 0; k < sizes.length; k++) assert.equal(got[k].data, sent[k].toString('latin1'));
+    } finally {
+      await p.close();
+    }
+  });
+
   it('gives IPv6 sources as node:dgram writes them', async (tc) => {
     if (!(await ipv6Available())) {
       tc.skip('::1 not available');
