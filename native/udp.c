@@ -4,7 +4,7 @@
  * node:dgram hands JavaScript each datagram in its own callback, with a Buffer made by
  * C++ (a 64 KiB allocation shrunk to the datagram), an `rinfo` object filled property by
  * property, and an async-hooks scope; a send goes through a request object. Measured on the
- * bench (docs/performance.md, "Native UDP"), that wrapping cost about a tenth of an
+ * bench (docs/performance.md, rule 15), that wrapping cost about a tenth of an
  * authenticated REGISTER's CPU and a fifth of an OPTIONS'. Here one readiness event reads up
  * to BATCH datagrams with recvmmsg(2) into a buffer JavaScript owns and calls it once with
  * their count; lengths and source addresses go into an Int32Array it owns too. A send is one

@@ -1,7 +1,8 @@
 /**
- * UDP through the optional native addon (native/udp.c, built by native/build.sh at install):
- * recvmmsg(2) batches handed to one JavaScript call, and sendto(2) with its errno returned at
- * once, instead of node:dgram's per-datagram C++ wrapping (docs/performance.md, "Native UDP").
+ * UDP through the optional native addon (native/udp.c, compiled by native/build.sh, which
+ * `npm run build` runs): recvmmsg(2) batches handed to one JavaScript call, and sendto(2) with
+ * its errno returned at once, instead of node:dgram's per-datagram C++ wrapping
+ * (docs/performance.md, rule 15).
  * `loadNativeUdp()` answers undefined when the addon was not built or does not load; the
  * transports then use node:dgram. SER_UDP_NATIVE=0 in the environment turns it off.
  */
@@ -41,6 +42,7 @@ export function loadNativeUdp(): NativeUdpAddon | undefined {
   return addon ?? undefined;
 }
 
+/** Why the addon is not used (for the start-up log), or undefined when it is loaded. */
 export function nativeUdpUnavailable(): string | undefined {
   loadNativeUdp();
   return loadError;

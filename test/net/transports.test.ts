@@ -18,7 +18,7 @@ interface Got {
 const open: Transports[] = [];
 const clients: net.Socket[] = [];
 
-async function makeT(
+async function make(
   extra: Partial<TransportsOptions> = {},
   listen: TransportsOptions['listen'] = [
     { proto: 'udp', host: '127.0.0.1', port: 0 },
@@ -38,8 +38,6 @@ async function makeT(
   return { t, got, udpPort, tcpPort };
 }
 
-const make = makeT;
-
 async function client(port: number, host = '127.0.0.1'): Promise<TcpClient> {
   const c = await tcpClient(port, host);
   clients.push(c.sock);
@@ -55,11 +53,11 @@ after(async () => {
 // is built, and CI builds it) and node:dgram's (the multi-process model's, and the fallback)
 for (const udpNative of [true, false]) {
   describe(`Transports: UDP (${udpNative ? 'native addon' : 'node:dgram'})`, () => {
-    const make = (extra: Partial<TransportsOptions> = {}, listen?: TransportsOptions['listen']) =>
-      makeT({ udpNative, ...extra }, listen);
+    const makeUdp = (extra: Partial<TransportsOptions> = {}, listen?: TransportsOptions['listen']) =>
+      make({ udpNative, ...extra }, listen);
 
     it('receives a datagram and replies from the SIP port (IPv4)', async () => {
-      const { t, got, udpPort } = await make();
+      const { t, got, udpPort } = await makeUdp();
       // the native suite must not quietly run on node:dgram (SER_UDP_NATIVE=0 asks for that)
       assert.equal(t.udpImpl, udpNative && process.env.SER_UDP_NATIVE !== '0' ? 'native' : 'dgram');
       const peer = await udpPeer(4);
@@ -97,7 +95,7 @@ for (const udpNative of [true, false]) {
     });
 
     it('drops CRLF / whitespace keep-alive datagrams silently', async () => {
-      const { t, got, udpPort } = await make();
+      const { t, got, udpPort } = await makeUdp();
       const peer = await udpPeer(4);
       try {
         peer.sock.send('\r\n\r\n', udpPort, '127.0.0.1');
@@ -115,7 +113,7 @@ for (const udpNative of [true, false]) {
         tc.skip('::1 not available');
         return;
       }
-      const { t, got } = await make({}, [
+      const { t, got } = await makeUdp({}, [
         { proto: 'udp', host: '127.0.0.1', port: 0 },
         { proto: 'udp', host: '[::1]', port: 0 },
       ]);
@@ -144,7 +142,7 @@ for (const udpNative of [true, false]) {
     });
 
     it('fails (without throwing) when no socket of the family exists', async () => {
-      const { t } = await make({}, [{ proto: 'udp', host: '127.0.0.1', port: 0 }]);
+      const { t } = await makeUdp({}, [{ proto: 'udp', host: '127.0.0.1', port: 0 }]);
       assert.equal(t.send({ proto: 'udp', ip: '::1', port: 5060 }, Buffer.from('x')), false);
       assert.equal(t.send({ proto: 'udp', ip: 'not-an-ip', port: 5060 }, Buffer.from('x')), false);
       assert.equal(t.send({ proto: 'udp', ip: '127.0.0.1', port: 70000 }, Buffer.from('x')), false);
@@ -156,7 +154,7 @@ for (const udpNative of [true, false]) {
 
     it('counts a UDP send the kernel refuses, with its target, and keeps the socket', async () => {
       const errors: { msg: string; port: number }[] = [];
-      const { t, udpPort, got } = await make({
+      const { t, udpPort, got } = await makeUdp({
         onSendError: (e, to) =>
           errors.push({ msg: (e as NodeJS.ErrnoException).code ?? e.message, port: to.port }),
       });
@@ -200,13 +198,13 @@ for (const udpNative of [true, false]) {
       // a fresh socket has rmem_default; Linux doubles what SO_RCVBUF asks (its bookkeeping
       // overhead), up to twice rmem_max, and reports the doubled size
       const udp = [{ proto: 'udp' as const, host: '127.0.0.1', port: 0 }];
-      const dflt = await make({}, udp);
+      const dflt = await makeUdp({}, udp);
       assert.equal(DEFAULT_MAX_BUFFER, 2 * 1024 * 1024);
       assert.equal(
         dflt.t.listening[0].rcvbuf,
         DEFAULT_MAX_BUFFER > rmemDefault ? 2 * Math.min(DEFAULT_MAX_BUFFER, rmemMax) : rmemDefault,
       );
-      const small = await make({ maxBuffer: 64 * 1024 }, udp);
+      const small = await makeUdp({ maxBuffer: 64 * 1024 }, udp);
       assert.equal(small.t.listening[0].rcvbuf, rmemDefault);
     });
   });
