@@ -9,7 +9,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { request, type Ser, startSer, UdpPeer } from './harness.js';
+import { request, type Ser, sleep, startSer, testChildren, UdpPeer } from './harness.js';
 import { REGISTRAR_CFG, reg, replyTo } from './registrar-helpers.test.js';
 
 describe('registrar over UDP: add, refresh, remove, *, 423, fetch, lookup', () => {
@@ -117,11 +117,20 @@ describe('registrar over UDP: add, refresh, remove, *, 423, fetch, lookup', () =
       ser.port,
     );
     assert.equal(r.status, 200);
-    const m = await replyTo(
-      caller,
-      request('MESSAGE', `sip:qq@127.0.0.1:${ser.port}`, { ip: '127.0.0.1', port: caller.port }),
-      ser.port,
-    );
+    const ask = () =>
+      replyTo(
+        caller,
+        request('MESSAGE', `sip:qq@127.0.0.1:${ser.port}`, { ip: '127.0.0.1', port: caller.port }),
+        ser.port,
+      );
+    let m = await ask();
+    // with several workers the MESSAGE may reach one that has not yet applied the REGISTER's
+    // replication (docs/process-model.md, Shared state: a short window; seen once in CI under
+    // load): the binding must be there a moment later
+    if (m.status === 404 && testChildren() > 1) {
+      await sleep(200);
+      m = await ask();
+    }
     assert.equal(m.status, 302);
     assert.deepEqual(
       m.contacts.map((c) => [c.uri, c.q]),
