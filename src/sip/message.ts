@@ -186,6 +186,7 @@ export class SipMessage {
   private edited = false;
   private memo: Map<string, unknown> | undefined;
   private viaC: Via[] | undefined;
+  private topC: Via | undefined;
   private fromC: Address | undefined;
   private toC: Address | undefined;
   /** rr's record_route() mark for this message (a field, not a WeakMap entry per message) */
@@ -220,6 +221,30 @@ export class SipMessage {
     this.bodyStart = offsets[3];
     this.bodyEnd = offsets[4];
     this.cseq0 = cseq;
+  }
+
+  /**
+   * A copy to edit apart from this one, sharing the bytes and the unchanged lines (tm's
+   * downstream request): no serialize and parse again. Parsed headers are not shared.
+   */
+  clone(): SipMessage {
+    const m = new SipMessage(
+      this.raw,
+      this.text,
+      this.isRequest,
+      this.method,
+      this.status,
+      this.reason,
+      this.ruri,
+      this.version,
+      this.fields.slice(),
+      [this.msgStart, this.startLineEnd, this.hdrEnd, this.bodyStart, this.bodyEnd],
+      this.cseq0,
+    );
+    m.newRuri = this.newRuri;
+    m.newBody = this.newBody;
+    m.edited = this.edited;
+    return m;
   }
 
   // ---------------------------------------------------------------- raw access
@@ -333,12 +358,34 @@ export class SipMessage {
   /** every via-parm, top first */
   get vias(): Via[] {
     let v = this.viaC;
-    if (v === undefined) this.viaC = v = guard('Bad Via header', () => this.splitOf('via').map(parseVia));
+    if (v === undefined) {
+      // a top Via parsed alone before is the first of them (its line held it alone)
+      const top = this.topC;
+      this.viaC = v = guard('Bad Via header', () =>
+        this.splitOf('via').map((x, i) => (i === 0 && top !== undefined ? top : parseVia(x))),
+      );
+    }
     return v;
   }
 
+  /**
+   * The top Via. Parsed alone when it is alone on its line and the others were not asked
+   * for: a reply to a branch of ours is matched by it, and the previous hop's Via below is
+   * not read (SER's tm reads no further either). `vias` parses and checks them all.
+   */
   get topVia(): Via | undefined {
-    return this.vias[0];
+    const all = this.viaC;
+    if (all !== undefined) return all[0];
+    let t = this.topC;
+    if (t !== undefined) return t;
+    for (const f of this.fields) {
+      if (f.key !== 'via') continue;
+      const v = f.value;
+      if (v.length === 0 || v.indexOf(',') >= 0) return this.vias[0];
+      this.topC = t = guard('Bad Via header', () => parseVia(v));
+      return t;
+    }
+    return undefined;
   }
 
   get from(): Address {
@@ -495,13 +542,16 @@ export class SipMessage {
     if (key === undefined) {
       this.memo = undefined;
       this.viaC = undefined;
+      this.topC = undefined;
       this.fromC = undefined;
       this.toC = undefined;
       return;
     }
     this.memo?.delete(key);
-    if (key === 'via') this.viaC = undefined;
-    else if (key === 'from') this.fromC = undefined;
+    if (key === 'via') {
+      this.viaC = undefined;
+      this.topC = undefined;
+    } else if (key === 'from') this.fromC = undefined;
     else if (key === 'to') this.toC = undefined;
   }
 
@@ -529,12 +579,27 @@ export class SipMessage {
    * A line left with no value is removed; other values of that line are kept as written.
    */
   removeHeaderValue(name: string, index: number): boolean {
-    const k = headerKey(name);
+    return this.removeValueOf(headerKey(name), index);
+  }
+
+  private removeValueOf(k: string, index: number): boolean {
+    const single = SINGLE_VALUED.has(k);
     let i = index;
     for (let fi = 0; fi < this.fields.length; fi++) {
       const f = this.fields[fi];
       if (f.key !== k) continue;
-      const vals = SINGLE_VALUED.has(k) ? [f.value] : splitTopLevel(f.value);
+      const v = f.value;
+      // the usual line holds one value (a Via, a Route): no split into an array
+      if (single || (v.length > 0 && v.indexOf(',') < 0)) {
+        if (i > 0) {
+          i--;
+          continue;
+        }
+        this.fields.splice(fi, 1);
+        this.touch(k);
+        return true;
+      }
+      const vals = splitTopLevel(v);
       if (i >= vals.length) {
         i -= vals.length;
         continue;
@@ -552,7 +617,7 @@ export class SipMessage {
 
   /** Removes the topmost via-parm (a proxy forwarding a reply). */
   removeTopVia(): boolean {
-    return this.removeHeaderValue('via', 0);
+    return this.removeValueOf('via', 0);
   }
 
   /**
@@ -619,7 +684,12 @@ export class SipMessage {
 
   // ---------------------------------------------------------------- serialize
 
-  /** The message as bytes: the original buffer when nothing was edited. */
+  /**
+   * The message as bytes: the original buffer when nothing was edited, else a new Buffer.
+   * An edited message is built as one latin1 string (runs of original lines as one slice of
+   * the text, which is the buffer decoded one char per byte, so the bytes come back as they
+   * came) and written by one Buffer.from: a subarray and a copy per run cost more.
+   */
   serialize(): Buffer {
     const raw = this.raw;
     if (!this.edited) {
@@ -627,54 +697,46 @@ export class SipMessage {
         ? raw
         : raw.subarray(this.msgStart, this.bodyEnd);
     }
-    const parts: Buffer[] = [];
-    let total = 0;
+    const text = this.text;
+    let s = '';
+    // the pending run of original text [rs, re)
     let rs = -1;
     let re = -1;
-    let added = '';
-    const flushOrig = () => {
-      if (rs >= 0) {
-        parts.push(raw.subarray(rs, re));
-        total += re - rs;
-        rs = -1;
+    if (this.newRuri === undefined) {
+      rs = this.msgStart;
+      re = this.startLineEnd;
+    } else s = `${this.method} ${this.newRuri} ${this.version}\r\n`;
+    const fields = this.fields;
+    for (let i = 0; i < fields.length; i++) {
+      const f = fields[i];
+      if (f.start >= 0) {
+        if (f.start === re) re = f.end;
+        else {
+          if (rs >= 0) s += text.substring(rs, re);
+          rs = f.start;
+          re = f.end;
+        }
+      } else {
+        if (rs >= 0) {
+          s += text.substring(rs, re);
+          rs = -1;
+          re = -1;
+        }
+        s += `${f.name}: ${f.value}\r\n`;
       }
-    };
-    const flushAdded = () => {
-      if (added.length > 0) {
-        const b = Buffer.from(added, 'latin1');
-        parts.push(b);
-        total += b.length;
-        added = '';
-      }
-    };
-    const orig = (s: number, e: number) => {
-      if (added.length > 0) flushAdded();
-      if (rs >= 0 && re === s) re = e;
-      else {
-        flushOrig();
-        rs = s;
-        re = e;
-      }
-    };
-    const add = (line: string) => {
-      flushOrig();
-      added += line;
-    };
-    if (this.newRuri === undefined) orig(this.msgStart, this.startLineEnd);
-    else add(`${this.method} ${this.newRuri} ${this.version}\r\n`);
-    for (const f of this.fields) {
-      if (f.start >= 0) orig(f.start, f.end);
-      else add(`${f.name}: ${f.value}\r\n`);
     }
-    orig(this.hdrEnd, this.bodyStart);
-    if (this.newBody === undefined) orig(this.bodyStart, this.bodyEnd);
-    flushOrig();
-    flushAdded();
-    if (this.newBody !== undefined && this.newBody.length > 0) {
-      parts.push(this.newBody);
-      total += this.newBody.length;
+    const tail = this.newBody === undefined ? this.bodyEnd : this.bodyStart;
+    if (rs >= 0 && re === this.hdrEnd) s += text.substring(rs, tail);
+    else {
+      if (rs >= 0) s += text.substring(rs, re);
+      s += text.substring(this.hdrEnd, tail);
     }
-    return parts.length === 1 ? parts[0] : Buffer.concat(parts, total);
+    const nb = this.newBody;
+    if (nb === undefined || nb.length === 0) return Buffer.from(s, 'latin1');
+    const out = Buffer.allocUnsafe(s.length + nb.length);
+    out.write(s, 0, 'latin1');
+    nb.copy(out, s.length);
+    return out;
   }
 
   /** serialize() as a latin1 string (for logs and tests) */

@@ -1,7 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { messageLength, parseMessage } from '../../src/sip/message.js';
-import { BASE_HEADERS, parseOk, request, typicalInvite, typicalRegister, wire } from './helpers.js';
+import {
+  BASE_HEADERS,
+  parseOk,
+  request,
+  throwsReason,
+  typicalInvite,
+  typicalRegister,
+  wire,
+} from './helpers.js';
 
 describe('round trip and edits', () => {
   it('an unmodified message serializes to the very same buffer', () => {
@@ -263,6 +271,129 @@ describe('round trip and edits', () => {
     );
     assert.equal(m.contacts[0].star, true);
     assert.equal(m.expires, 0);
+  });
+
+  it('an edited message keeps every byte outside its edits, 8-bit ones included', () => {
+    // UTF-8 in a display name and a body with bytes 0x80-0xff and a NUL: serialize() builds
+    // an edited message as latin1 text, which must give back each byte as it came
+    const body = Buffer.from([0x76, 0x3d, 0x30, 0x0d, 0x0a, 0x00, 0xff, 0x80, 0xc3, 0xa9, 0x7f]);
+    // request() writes its lines and body as latin1: one byte per char
+    const raw = request(
+      'MESSAGE',
+      'sip:d@example.net',
+      ['X-Name: "Jos\u00c3\u00a9"', 'Content-Type: application/octet-stream'],
+      body.toString('latin1'),
+    );
+    const m = parseOk(raw);
+    m.addHeader('Via', 'SIP/2.0/UDP 203.0.113.1;branch=z9hG4bK-p', 'top');
+    m.replaceHeader('Max-Forwards', '69');
+    m.setRuri('sip:d@198.51.100.7');
+    const out = m.serialize();
+    const copy = Buffer.from(out);
+    raw.fill(0x20);
+    assert.deepEqual(out, copy, 'an edited message is a Buffer of its own, not a view on the received one');
+    assert.deepEqual(out.subarray(out.length - body.length), body);
+    assert.ok(out.includes(Buffer.from([0x4a, 0x6f, 0x73, 0xc3, 0xa9])), 'the UTF-8 name is intact');
+    const again = parseOk(out);
+    assert.deepEqual(again.body, body);
+    assert.equal(again.header('max-forwards'), '69');
+    // a new body with high bytes after edits
+    const nb = Buffer.from([0xfe, 0x00, 0x41, 0xe2, 0x82, 0xac]);
+    m.setBody(nb);
+    assert.deepEqual(parseOk(m.serialize()).body, nb);
+  });
+
+  it('clone: a copy to edit apart, without parsing again', () => {
+    const b = typicalInvite();
+    const m = parseOk(b);
+    m.replaceHeader('Max-Forwards', '69');
+    m.setRuri('sip:dave@198.51.100.20');
+    const before = m.serialize();
+    const c = m.clone();
+    assert.deepEqual(c.serialize(), before, 'the clone starts with the edits made so far');
+    assert.equal(c.requestUri, 'sip:dave@198.51.100.20');
+    c.addHeader('Via', 'SIP/2.0/UDP 203.0.113.1;branch=z9hG4bK-c', 'top');
+    c.addHeader('Record-Route', '<sip:203.0.113.1;lr>', 'top');
+    c.setRuri('sip:erin@198.51.100.21');
+    assert.deepEqual(m.serialize(), before, 'edits of the clone leave the original as it was');
+    assert.equal(m.topVia?.branch, parseOk(b).topVia?.branch);
+    assert.equal(c.topVia?.branch, 'z9hG4bK-c');
+    m.removeHeader('max-forwards');
+    assert.equal(c.header('max-forwards'), '69', 'edits of the original leave the clone as it was');
+    const out = parseOk(c.serialize());
+    assert.equal(out.requestUri, 'sip:erin@198.51.100.21');
+    assert.equal(out.vias.length, parseOk(b).vias.length + 1);
+    assert.equal(c.removeTopVia(), true);
+    assert.equal(c.topVia?.branch, parseOk(b).topVia?.branch);
+  });
+
+  it('removeTopVia and removeHeaderValue across separate lines and empty ones', () => {
+    const m = parseOk(
+      wire([
+        'SIP/2.0 180 Ringing',
+        'Via: SIP/2.0/UDP proxy.example.org;branch=z9hG4bK-p',
+        'Via: SIP/2.0/UDP client.example.org;branch=z9hG4bK-c',
+        ...BASE_HEADERS.slice(1),
+        'Route:',
+        'Route: <sip:a.example.org;lr>',
+        'Route: <sip:b.example.org;lr>, <sip:c.example.org;lr>',
+        'Content-Length: 0',
+      ]),
+    );
+    assert.equal(m.removeTopVia(), true);
+    assert.deepEqual(
+      m.vias.map((v) => v.host),
+      ['client.example.org'],
+    );
+    assert.equal(m.headerCount('via'), 1);
+    // the empty line holds no value: index 1 is b, on the third line
+    assert.equal(m.removeHeaderValue('route', 1), true);
+    assert.deepEqual(m.headers('route'), ['', '<sip:a.example.org;lr>', '<sip:c.example.org;lr>']);
+    assert.equal(m.removeHeaderValue('route', 0), true);
+    assert.deepEqual(m.headers('route'), ['', '<sip:c.example.org;lr>']);
+    assert.equal(m.removeHeaderValue('route', 1), false);
+    assert.equal(m.removeHeaderValue('call-id', 0), true, 'a single-valued header goes whole');
+    assert.equal(m.header('call-id'), undefined);
+  });
+
+  it('topVia reads the top Via alone; vias reads and checks them all', () => {
+    const reply = (second: string) =>
+      parseOk(
+        wire([
+          'SIP/2.0 200 OK',
+          'Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-ours.1',
+          second,
+          ...BASE_HEADERS.slice(1),
+          'Content-Length: 0',
+        ]),
+      );
+    const m = reply('Via: SIP/2.0/UDP bad_host!;branch=1');
+    assert.equal(
+      m.topVia?.branch,
+      'z9hG4bK-ours.1',
+      'a reply to our branch is matched without the hop below',
+    );
+    throwsReason(() => m.vias, 'Bad Via header');
+    const ok = reply('Via: SIP/2.0/UDP client.example.org;branch=z9hG4bK-c');
+    const top = ok.topVia;
+    assert.equal(ok.vias[0], top, 'the top Via parsed alone is the first of all of them');
+    assert.equal(ok.vias[1].host, 'client.example.org');
+    ok.removeTopVia();
+    assert.equal(ok.topVia?.branch, 'z9hG4bK-c', 'an edit of Via forgets the top one too');
+    // a line holding two Vias is read whole
+    const two = parseOk(
+      wire([
+        'SIP/2.0 200 OK',
+        'Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-ours.2, SIP/2.0 broken',
+        ...BASE_HEADERS.slice(1),
+        'Content-Length: 0',
+      ]),
+    );
+    throwsReason(() => two.topVia, 'Bad Via header');
+    const bad = parseOk(
+      wire(['SIP/2.0 200 OK', 'Via: SIP/2.0 nothing', ...BASE_HEADERS.slice(1), 'Content-Length: 0']),
+    );
+    throwsReason(() => bad.topVia, 'Bad Via header');
   });
 
   it('messageLength frames stream messages', () => {
