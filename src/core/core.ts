@@ -1,6 +1,6 @@
 import { clusterRole } from './cluster-role.js';
 import { type DnsProto, SipResolver, type SipUriTarget } from '../net/dns.js';
-import { formatHostPort, ipFamily, normalizeIp } from '../net/ip.js';
+import { ipFamily, normalizeIp } from '../net/ip.js';
 import { type RecvInfo, type SendTarget, Transports } from '../net/transports.js';
 import { nativeUdpUnavailable } from '../net/udp-native.js';
 import type { CompiledScript } from '../script/compiler.js';
@@ -51,7 +51,7 @@ export interface CoreOptions {
  * spiral (a new Request-URI) gets a new branch. See loopHash.
  */
 function statelessBranch(msg: SipMessage, ruri: string): string {
-  return `z9hG4bKsl${loopHash(msg, ruri).slice(0, 20)}`;
+  return `z9hG4bKsl${loopHash(msg, ruri, 20)}`;
 }
 
 const noop = () => {};
@@ -306,13 +306,8 @@ export class Core implements CoreApi {
   }
 
   viaFor(target: SendTarget, branch: string): string | undefined {
-    const v = this.transports?.viaFor(target);
-    if (!v) return undefined;
-    const proto = target.proto.toUpperCase();
-    // SER writes no port for the default one (seed 003 Ex 2-11)
-    const hp =
-      v.port === 5060 && target.proto !== 'tls' ? formatHostPort(v.host, 0).replace(/:0$/, '') : v.hostport;
-    return `SIP/2.0/${proto} ${hp};branch=${branch}`;
+    const head = this.transports?.viaHead(target);
+    return head === undefined ? undefined : head + branch;
   }
 
   // ------------------------------------------------------------------ receive pipeline
@@ -399,7 +394,8 @@ export class Core implements CoreApi {
   private onRequest(msg: SipMessage, info: RecvInfo): void {
     this.stats.rcv_requests++;
     const ctx = new MessageContext(msg, info.src, info.dst, 'request', info.connId);
-    const v = msg.topVia;
+    // every Via of a request is parsed here: a malformed one gets its 400 before the script
+    const v = msg.vias[0];
     if (v && (this.config.dns || this.config.revDns) && ipFamily(v.host) === 0) {
       // dns=/rev_dns=: a Via host name that resolves to the source needs no received=
       void this.viaNameIsSource(v.host, info.src.ip)

@@ -54,10 +54,12 @@ export function viaDefaultPort(transport: string): number {
  * Four 32-bit multiplicative lanes over the parts, not md5: it needs to be stable and spread,
  * not secret, and crypto's md5 cost about 3 % of a proxied call (three per call).
  */
-export function loopHash(msg: SipMessage, ruri: string): string {
+export function loopHash(msg: SipMessage, ruri: string, digits = 32): string {
   const vias = msg.vias;
   const v = vias[vias.length - 1];
   const h = LANES_INIT.slice();
+  // only the lanes the caller keeps are computed (tm keeps 16 digits, sl 20)
+  h[4] = Math.ceil(digits / 8);
   if (v) {
     mixLanes(h, v.branch ?? '');
     mixLanes(h, v.host);
@@ -68,26 +70,32 @@ export function loopHash(msg: SipMessage, ruri: string): string {
   mixLanes(h, String(msg.cseq.seq));
   mixLanes(h, msg.toTag ?? '');
   mixLanes(h, ruri);
-  return hex8(fmix(h[0])) + hex8(fmix(h[1])) + hex8(fmix(h[2])) + hex8(fmix(h[3]));
+  let out = '';
+  for (let i = 0; i < h[4]; i++) out += hex8(fmix(h[i]));
+  return out.length === digits ? out : out.slice(0, digits);
 }
 
-const LANES_INIT = [0x811c9dc5, 0x9e3779b9, 0x7feb352d, 0x846ca68b];
+/** four lanes' seeds; the fifth entry is how many lanes to compute */
+const LANES_INIT = [0x811c9dc5, 0x9e3779b9, 0x7feb352d, 0x846ca68b, 4];
 
 function mixLanes(h: number[], s: string): void {
   let a = h[0];
   let b = h[1];
   let c = h[2];
   let d = h[3];
+  const wide = h[4] > 2;
   // each part ends with a separator, so "ab"+"c" and "a"+"bc" differ
   for (let i = 0; i <= s.length; i++) {
     const x = i < s.length ? s.charCodeAt(i) : 0x1f;
     a = Math.imul(a ^ x, 0x01000193);
     b = Math.imul(b ^ x, 0x5bd1e995);
     b ^= b >>> 15;
-    c = Math.imul(c + x, 0x85ebca6b);
-    c ^= c >>> 13;
-    d = Math.imul(d ^ x, 0xc2b2ae35);
-    d ^= d >>> 16;
+    if (wide) {
+      c = Math.imul(c + x, 0x85ebca6b);
+      c ^= c >>> 13;
+      d = Math.imul(d ^ x, 0xc2b2ae35);
+      d ^= d >>> 16;
+    }
   }
   h[0] = a;
   h[1] = b;
@@ -106,8 +114,11 @@ function fmix(x0: number): number {
   return x >>> 0;
 }
 
+/** two hex digits per byte value: Number#toString(16) is a call into the runtime per lane */
+const HEX2: readonly string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
 function hex8(x: number): string {
-  return x.toString(16).padStart(8, '0');
+  return HEX2[x >>> 24] + HEX2[(x >>> 16) & 255] + HEX2[(x >>> 8) & 255] + HEX2[x & 255];
 }
 
 /** The SIP URI of an explicit destination (forward(host, port), t_relay_to_*), for RFC 3263 resolution. */

@@ -31,7 +31,7 @@ import net from 'node:net';
 import os from 'node:os';
 import type { Endpoint, Proto } from '../core/context.js';
 import { detach } from '../sip/util.js';
-import { formatHostPort, ipFamily, isAnyAddress, normalizeIp, stripBrackets } from './ip.js';
+import { formatHost, formatHostPort, ipFamily, isAnyAddress, normalizeIp, stripBrackets } from './ip.js';
 import { errnoError, loadNativeUdp, type NativeUdpAddon, NativeUdpSocket } from './udp-native.js';
 import { DEFAULT_MAX_HEADER_SIZE, DEFAULT_MAX_MESSAGE_SIZE, StreamFramer } from './stream-framer.js';
 
@@ -384,6 +384,31 @@ export class Transports {
   }
 
   /**
+   * `SIP/2.0/<PROTO> <sent-by>;branch=`, the start of our Via for a message sent to `target`
+   * (viaFor's socket), made once per protocol and family: each forwarded request and each
+   * branch needs one. SER writes no port for the default one (seed 003 Ex 2-11).
+   */
+  viaHead(target: { proto: Proto; ip: string }): string | undefined {
+    const af = ipFamily(target.ip);
+    if (af === 0) return undefined;
+    const heads = af === 4 ? this.viaHeads4 : this.viaHeads6;
+    let h = heads.get(target.proto);
+    if (h !== undefined) return h;
+    const s = this.socketFor(target.proto, af);
+    if (!s) return undefined;
+    const hp =
+      s.advertisedPort === 5060 && target.proto !== 'tls'
+        ? formatHost(s.address)
+        : formatHostPort(s.address, s.advertisedPort);
+    h = `SIP/2.0/${target.proto.toUpperCase()} ${hp};branch=`;
+    heads.set(target.proto, h);
+    return h;
+  }
+
+  private readonly viaHeads4 = new Map<Proto, string>();
+  private readonly viaHeads6 = new Map<Proto, string>();
+
+  /**
    * SER's `myself` check for an address: true when `host` (an IP literal) and `port`
    * are one of our listen sockets (bound, advertised, or — for wildcard binds — a local
    * interface address). `proto` restricts the check when given.
@@ -510,6 +535,9 @@ export class Transports {
       ...(rcvbuf !== undefined ? { rcvbuf } : {}),
     };
     this.sockets.push(ls);
+    // a new socket may be the one a protocol and family now leave from
+    this.viaHeads4.clear();
+    this.viaHeads6.clear();
     return ls;
   }
 

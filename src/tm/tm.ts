@@ -11,7 +11,7 @@ import { E_BAD_ADDRESS, E_LOOP, E_SEND } from '../core/core.js';
 import { L_DBG, L_ERR, L_WARN } from '../core/log.js';
 import { destinationUri, loopHash } from '../core/via.js';
 import type { SendTarget } from '../net/transports.js';
-import { parseMessage, type SipMessage } from '../sip/message.js';
+import type { SipMessage } from '../sip/message.js';
 import type { Via } from '../sip/headers.js';
 import { detach } from '../sip/util.js';
 import { generateTag } from '../sip/reply.js';
@@ -507,7 +507,7 @@ export class TransactionManager implements TmApi {
     if (cell.outBase) return cell.outBase;
     // whether the script touched Max-Forwards shows on the request, not on a fresh parse
     const mf = req.headerFields().find((f) => f.key === 'max-forwards');
-    const m = parseMessage(req.serialize(), { datagram: true });
+    const m = req.clone();
     if (!mf) m.addHeader('Max-Forwards', '70');
     else if (mf.original) {
       // the script did not touch it (no mf_process_maxfwd_header): decrement here
@@ -558,7 +558,7 @@ export class TransactionManager implements TmApi {
         continue;
       }
       // §16.6 step 8: the first part of our branch is the loop-invariant hash (§16.3 step 4)
-      const lh = loopHash(req, d.uri).slice(0, 16);
+      const lh = loopHash(req, d.uri, 16);
       if (this.opts.loopDetect && isLoop(req, lh, this.core)) {
         ctx.lastError = E_LOOP;
         this.core.log.log(L_WARN, 'WARNING: t_relay: loop detected');
@@ -579,7 +579,8 @@ export class TransactionManager implements TmApi {
         // rr's double Record-Route depends on the socket this branch leaves from
         const undoHooks = this.core.beforeForward(ctx, target, base);
         if (target.proto !== 'udp') base.ensureContentLength();
-        data = Buffer.from(base.serialize());
+        // a new Buffer: base is edited (our Via at least)
+        data = base.serialize();
         undoHooks();
         base.removeTopVia();
       } catch (e) {

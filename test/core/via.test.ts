@@ -126,7 +126,20 @@ describe('loopHash (loop and spiral detection, RFC 3261 §16.3 step 4)', () => {
   });
   it('spreads: 20,000 calls give 20,000 distinct 64-bit prefixes', () => {
     const seen = new Set<string>();
-    for (let i = 0; i < 20_000; i++) seen.add(loopHash(req(`call-${i}`), 'sip:bob@192.0.2.7').slice(0, 16));
+    for (let i = 0; i < 20_000; i++) seen.add(loopHash(req(`call-${i}`), 'sip:bob@192.0.2.7', 16));
     assert.equal(seen.size, 20_000);
+  });
+  it('a shorter hash (tm keeps 16 digits, sl 20) is the start of the whole one', () => {
+    for (const id of ['c1', 'c2', 'a-much-longer-call-id@host.example.org']) {
+      const m = req(id);
+      const whole = loopHash(m, 'sip:bob@192.0.2.7');
+      assert.equal(loopHash(m, 'sip:bob@192.0.2.7', 16), whole.slice(0, 16));
+      assert.equal(loopHash(m, 'sip:bob@192.0.2.7', 20), whole.slice(0, 20));
+      assert.match(loopHash(m, 'sip:bob@192.0.2.7', 20), /^[0-9a-f]{20}$/);
+    }
+    // leading zero bytes keep their digits
+    const all = new Set<number>();
+    for (let i = 0; i < 2000; i++) for (const ch of loopHash(req(`z-${i}`), 'sip:x@y', 16)) all.add(ch.charCodeAt(0));
+    assert.equal(all.size, 16, 'every hex digit appears');
   });
 });
