@@ -18,6 +18,7 @@ import { Core } from './core.js';
 import { type LogSink, StderrSink, SyslogSink, syslogFacility } from './log.js';
 import { untilSignal } from './signals.js';
 import type { ModuleDef, ParamValue } from './module.js';
+import type { Clock } from './timer.js';
 
 export interface RunningServer {
   core: Core;
@@ -86,6 +87,8 @@ export async function startServer(
     prepared?: PreparedConfig;
     /** multi-process workers: the attendant runs the FIFO / JSON-RPC servers */
     noMgmt?: boolean;
+    /** the core's clock (bench/call-replay.ts moves time by hand) */
+    clock?: Clock;
   } = {},
 ): Promise<RunningServer> {
   const prep = opts.prepared ?? (await prepareServer(args, opts.configText));
@@ -100,7 +103,7 @@ export async function startServer(
       sink = s.available ? s : new StderrSink();
     }
   }
-  core = new Core(config, { logSink: sink });
+  core = new Core(config, { logSink: sink, clock: opts.clock });
   prep.holder.core = core;
   const states = new Map<string, unknown>();
   const inited: [ModuleDef<unknown>, unknown][] = [];
