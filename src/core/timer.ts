@@ -35,16 +35,35 @@ const noop = (): void => {};
 class Timer implements TimerHandle {
   cancelled = false;
   fired = false;
+
   constructor(
     readonly due: number,
     public cb: () => void,
+    private wheel: TimerWheel | undefined,
+    /** the wheel slot holding it, until the wheel takes it out */
+    public slot: Timer[] | undefined,
   ) {}
+
   cancel(): void {
+    if (this.cancelled) return;
     this.cancelled = true;
-    // a cancelled timer stays in its slot until the wheel passes it (up to one turn, 10 s):
-    // its callback, and the transaction that callback holds, must not stay reachable as long
+    // its callback holds the transaction: it must not stay reachable as long as the slot does
     this.cb = noop;
+    // and the timer leaves its slot now: most are cancelled within milliseconds (a reply
+    // stops a retransmission timer and the 32 s Timer B/F), so they die young instead of
+    // waiting in the wheel to be promoted to V8's old generation with the others
+    const s = this.slot;
+    if (s !== undefined) {
+      this.slot = undefined;
+      const i = s.lastIndexOf(this);
+      if (i >= 0) {
+        s.splice(i, 1);
+        this.wheel?.removed();
+      }
+    }
+    this.wheel = undefined;
   }
+
   get active(): boolean {
     return !this.cancelled && !this.fired;
   }
@@ -73,17 +92,23 @@ export class TimerWheel {
     this.tick = Math.floor(clock.now() / resolution);
   }
 
-  /** pending timers (cancelled ones are counted until their slot is passed) */
+  /** pending timers */
   get size(): number {
     return this.count;
   }
 
+  /** a cancelled timer left its slot (Timer.cancel) */
+  removed(): void {
+    this.count--;
+  }
+
   add(delayMs: number, cb: () => void): TimerHandle {
     const due = this.clock.now() + Math.max(0, delayMs);
-    const t = new Timer(due, cb);
     // never into the slot being processed now: at the earliest the next tick
     const slotTick = Math.max(Math.ceil(due / this.resolution), this.tick + 1);
-    this.slots[slotTick % this.slots.length].push(t);
+    const slot = this.slots[slotTick % this.slots.length];
+    const t = new Timer(due, cb, this, slot);
+    slot.push(t);
     this.count++;
     if (this.running && slotTick < this.wakeTick) this.arm(slotTick);
     return t;
@@ -107,6 +132,7 @@ export class TimerWheel {
         if (t.cancelled) {
           this.count--;
         } else if (t.due <= now) {
+          t.slot = undefined;
           due.push(t);
           this.count--;
         } else {

@@ -60,6 +60,31 @@ describe('TimerWheel', () => {
     assert.equal(wheel.size, 0);
   });
 
+  it('a cancelled timer leaves its slot at once; the others of the slot fire in order', () => {
+    const { wheel, fired, at } = setup();
+    const a = wheel.add(100, () => fired.push('a'));
+    const b = wheel.add(100, () => fired.push('b'));
+    const c = wheel.add(100, () => fired.push('c'));
+    const d = wheel.add(100, () => {
+      fired.push('d');
+      // cancelling a timer already taken out of the slot for this round: it does not fire
+      e.cancel();
+      // and one that already fired: nothing happens
+      a.cancel();
+    });
+    const e = wheel.add(100, () => fired.push('e'));
+    assert.equal(wheel.size, 5);
+    b.cancel();
+    assert.equal(wheel.size, 4, 'counted out when cancelled, not when the wheel passes');
+    b.cancel();
+    assert.equal(wheel.size, 4, 'a second cancel changes nothing');
+    at(100);
+    assert.deepEqual(fired, ['a', 'c', 'd']);
+    assert.equal(wheel.size, 0);
+    assert.equal(c.active, false);
+    assert.equal(d.active, false);
+  });
+
   it('a callback may add a timer (retransmission doubling) and a throwing callback does not stop others', () => {
     const { wheel, fired, at } = setup();
     const errors: unknown[] = [];
