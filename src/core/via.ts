@@ -59,31 +59,31 @@ export function loopHash(msg: SipMessage, ruri: string, digits = 32): string {
   const v = vias[vias.length - 1];
   const h = LANES_INIT.slice();
   // only the lanes the caller keeps are computed (tm keeps 16 digits, sl 20)
-  h[4] = Math.ceil(digits / 8);
+  const lanes = Math.ceil(digits / 8);
+  const wide = lanes > 2;
   if (v) {
-    mixLanes(h, v.branch ?? '');
-    mixLanes(h, v.host);
-    mixLanes(h, v.port === undefined ? '' : String(v.port));
+    mixLanes(h, v.branch ?? '', wide);
+    mixLanes(h, v.host, wide);
+    mixLanes(h, v.port === undefined ? '' : String(v.port), wide);
   }
-  mixLanes(h, msg.callId);
-  mixLanes(h, msg.fromTag ?? '');
-  mixLanes(h, String(msg.cseq.seq));
-  mixLanes(h, msg.toTag ?? '');
-  mixLanes(h, ruri);
+  mixLanes(h, msg.callId, wide);
+  mixLanes(h, msg.fromTag ?? '', wide);
+  mixLanes(h, String(msg.cseq.seq), wide);
+  mixLanes(h, msg.toTag ?? '', wide);
+  mixLanes(h, ruri, wide);
   let out = '';
-  for (let i = 0; i < h[4]; i++) out += hex8(fmix(h[i]));
+  for (let i = 0; i < lanes; i++) out += hex8(fmix(h[i]));
   return out.length === digits ? out : out.slice(0, digits);
 }
 
-/** four lanes' seeds; the fifth entry is how many lanes to compute */
-const LANES_INIT = [0x811c9dc5, 0x9e3779b9, 0x7feb352d, 0x846ca68b, 4];
+const LANES_INIT = [0x811c9dc5, 0x9e3779b9, 0x7feb352d, 0x846ca68b];
 
-function mixLanes(h: number[], s: string): void {
+/** `wide`: lanes 3 and 4 too (the first two are the same either way) */
+function mixLanes(h: number[], s: string, wide: boolean): void {
   let a = h[0];
   let b = h[1];
   let c = h[2];
   let d = h[3];
-  const wide = h[4] > 2;
   // each part ends with a separator, so "ab"+"c" and "a"+"bc" differ
   for (let i = 0; i <= s.length; i++) {
     const x = i < s.length ? s.charCodeAt(i) : 0x1f;

@@ -21,7 +21,7 @@
  *
  * Wildcard binds (`0.0.0.0`, `::`): UDP cannot tell which local address a datagram was
  * sent to (no IP_PKTINFO in Node), so `dst.ip` is the bound wildcard address for UDP; for
- * TCP it is the connection's real local address. For Via / Record-Route, use `viaFor()`:
+ * TCP it is the connection's real local address. For Via / Record-Route, use `viaHead()`:
  * a listen socket's `address` is its `advertise` option, else the global
  * `advertisedAddress` for its family, else (wildcard binds only) the first non-internal
  * interface address of that family, else the loopback address.
@@ -363,30 +363,11 @@ export class Transports {
   }
 
   /**
-   * The local address to put in a Via (or Record-Route) for a message sent to `target`:
-   * the listen socket of the target's protocol and family, with its advertised address.
-   * Undefined when no socket can send there.
-   */
-  viaFor(target: {
-    proto: Proto;
-    ip: string;
-  }): { proto: NetProto; host: string; port: number; hostport: string } | undefined {
-    const af = ipFamily(target.ip);
-    if (af === 0) return undefined;
-    const s = this.socketFor(target.proto, af);
-    if (!s) return undefined;
-    return {
-      proto: s.proto,
-      host: s.address,
-      port: s.advertisedPort,
-      hostport: formatHostPort(s.address, s.advertisedPort),
-    };
-  }
-
-  /**
-   * `SIP/2.0/<PROTO> <sent-by>;branch=`, the start of our Via for a message sent to `target`
-   * (viaFor's socket), made once per protocol and family: each forwarded request and each
-   * branch needs one. SER writes no port for the default one (seed 003 Ex 2-11).
+   * `SIP/2.0/<PROTO> <sent-by>;branch=`, the start of our Via (and, through rr, our
+   * Record-Route) for a message sent to `target`: the listen socket of the target's protocol
+   * and family, with its advertised address; undefined when no socket can send there. Made
+   * once per protocol and family: each forwarded request and each branch needs one. SER
+   * writes no port for the default one (seed 003 Ex 2-11).
    */
   viaHead(target: { proto: Proto; ip: string }): string | undefined {
     const af = ipFamily(target.ip);
