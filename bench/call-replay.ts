@@ -8,7 +8,7 @@
  * repetitions, more than most changes to the call path are worth. Here nothing but our
  * JavaScript and its garbage collection runs, on a clock moved by hand (so the transactions'
  * timers, wt_timer included, run as they would at the simulated rate), and repeated runs
- * agree within a few per cent. It measures the server's own work only: the kernel's share
+ * agree better than bench steps do (though a busy box still moves them by 10 %). It measures the server's own work only: the kernel's share
  * (sendto, wakeups), a third of the real figure, is left out, and so is the event loop.
  * The peers' side (a line scan and a few concatenations per message) is counted with it.
  *
