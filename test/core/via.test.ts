@@ -139,7 +139,8 @@ describe('loopHash (loop and spiral detection, RFC 3261 §16.3 step 4)', () => {
     }
     // leading zero bytes keep their digits
     const all = new Set<number>();
-    for (let i = 0; i < 2000; i++) for (const ch of loopHash(req(`z-${i}`), 'sip:x@y', 16)) all.add(ch.charCodeAt(0));
+    for (let i = 0; i < 2000; i++)
+      for (const ch of loopHash(req(`z-${i}`), 'sip:x@y', 16)) all.add(ch.charCodeAt(0));
     assert.equal(all.size, 16, 'every hex digit appears');
   });
 });
