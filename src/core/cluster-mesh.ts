@@ -11,6 +11,8 @@
  *   type 3 snap?   JSON {topic}: ask for a snapshot, answered with type 2 events
  *   type 4 request JSON {id, topic, payload}: a question to the peer owning some state
  *   type 5 answer  JSON {id, result}
+ *   type 6 event!  u32 sequence, JSON {topic, payload}: an event the sender waits to see applied
+ *   type 7 applied u32 sequence: the answer to type 6, once the handler has finished
  *
  * A peer that is down (crashed, restarting) loses what is sent to it: UDP senders
  * retransmit, and a restarted worker asks a peer for a snapshot of replicated state.
@@ -25,6 +27,8 @@ const T_EVENT = 2;
 const T_SNAP = 3;
 const T_REQ = 4;
 const T_RES = 5;
+const T_EVENT_ACKED = 6;
+const T_APPLIED = 7;
 /** frames kept for a peer we are still connecting to */
 const MAX_QUEUE = 10_000;
 /** frames larger than this are a protocol error (a datagram is ≤ 64 KiB) */
@@ -40,7 +44,8 @@ export interface SteeredDatagram {
 
 export interface MeshHandlers {
   onSteer(d: SteeredDatagram): void;
-  onEvent(topic: string, payload: unknown, from: number): void;
+  /** a returned promise delays the `applied` answer to an acknowledged event until it settles */
+  onEvent(topic: string, payload: unknown, from: number): undefined | Promise<unknown>;
   /** payloads to send back for a snapshot request of `topic` */
   onSnapshot(topic: string): unknown[];
   /** the answer to a peer's request (undefined: nobody serves the topic) */
@@ -61,6 +66,8 @@ export interface MeshStats {
   events_out: number;
   events_in: number;
   dropped: number;
+  /** acknowledged events given up on: a connected peer did not confirm in time */
+  unconfirmed: number;
 }
 
 export function meshPath(dir: string, index: number): string {
@@ -71,10 +78,21 @@ export class Mesh {
   private server: net.Server | undefined;
   private readonly peers = new Map<number, Peer>();
   private readonly inbound = new Set<net.Socket>();
-  readonly stats: MeshStats = { steered_out: 0, steered_in: 0, events_out: 0, events_in: 0, dropped: 0 };
+  readonly stats: MeshStats = {
+    steered_out: 0,
+    steered_in: 0,
+    events_out: 0,
+    events_in: 0,
+    dropped: 0,
+    unconfirmed: 0,
+  };
   private closed = false;
   private nextReq = 1;
   private readonly waiting = new Map<number, (result: unknown) => void>();
+  private nextSeq = 1;
+  /** acknowledged broadcasts: the peers still to answer, given up on at `until` */
+  private readonly unapplied = new Map<number, { left: Set<number>; until: number; done: () => void }>();
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(
     readonly dir: string,
@@ -132,6 +150,65 @@ export class Mesh {
     }
   }
 
+  /**
+   * Broadcast, resolving once every peer the event could be given to has applied it, or
+   * after `ms` (a peer that is stuck or restarting; a restarted one takes a snapshot).
+   * usrloc answers a REGISTER only then, so no worker can miss a binding the UA saw saved.
+   */
+  broadcastApplied(topic: string, payload: unknown, ms: number): Promise<void> {
+    const seq = this.nextSeq++ >>> 0;
+    const body = Buffer.from(JSON.stringify({ topic, payload }), 'utf8');
+    const f = Buffer.allocUnsafe(9 + body.length);
+    f.writeUInt32BE(5 + body.length, 0);
+    f[4] = T_EVENT_ACKED;
+    f.writeUInt32BE(seq, 5);
+    body.copy(f, 9);
+    const left = new Set<number>();
+    for (let j = 0; j < this.count; j++) {
+      if (j === this.index) continue;
+      this.stats.events_out++;
+      if (this.send(j, f)) left.add(j);
+    }
+    if (left.size === 0) return Promise.resolve();
+    return new Promise<void>((done) => {
+      this.unapplied.set(seq, { left, until: Date.now() + ms, done });
+      // one coarse timer for all waits, running only while some are open
+      this.sweeper ??= setInterval(() => this.sweep(Date.now()), Math.max(10, Math.min(ms, 100)));
+    });
+  }
+
+  private sweep(now: number): void {
+    for (const [seq, w] of this.unapplied)
+      if (w.until <= now || w.left.size === 0) {
+        this.unapplied.delete(seq);
+        if (w.left.size > 0 && now !== Number.POSITIVE_INFINITY) this.stats.unconfirmed++;
+        w.done();
+      }
+    if (this.unapplied.size === 0 && this.sweeper) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+    }
+  }
+
+  /** peer `from` has applied `seq`, or (seq undefined) is gone: stop waiting for it */
+  private applied(from: number, seq: number | undefined): void {
+    if (seq !== undefined) {
+      const w = this.unapplied.get(seq);
+      if (!w) return;
+      w.left.delete(from);
+      if (w.left.size === 0) {
+        this.unapplied.delete(seq);
+        w.done();
+      }
+      return;
+    }
+    for (const [k, w] of this.unapplied)
+      if (w.left.delete(from) && w.left.size === 0) {
+        this.unapplied.delete(k);
+        w.done();
+      }
+  }
+
   /** ask peer `to`; resolves undefined when it does not answer within `ms` */
   request(to: number, topic: string, payload: unknown, ms: number): Promise<unknown> {
     return new Promise((res) => {
@@ -154,8 +231,9 @@ export class Mesh {
     this.send(to, jsonFrame(T_SNAP, { topic }));
   }
 
-  private send(to: number, frame: Buffer): void {
-    if (this.closed) return;
+  /** false when the frame was dropped (closed, peer down, queue full) */
+  private send(to: number, frame: Buffer): boolean {
+    if (this.closed) return false;
     let p = this.peers.get(to);
     if (!p) {
       p = { sock: undefined, connected: false, queue: [], retryAt: 0 };
@@ -163,25 +241,32 @@ export class Mesh {
     }
     if (p.connected && p.sock) {
       p.sock.write(frame);
-      return;
+      return true;
     }
     if (!p.sock) {
       // the peer was just found down (restarting): drop rather than hold stale messages
       if (Date.now() < p.retryAt) {
         this.stats.dropped++;
-        return;
+        return false;
       }
       this.connect(to, p);
     }
     if (p.queue.length >= MAX_QUEUE) {
       this.stats.dropped++;
-      return;
+      return false;
     }
     p.queue.push(frame);
+    return true;
   }
 
-  /** Open the connections to every peer now (once all are listening), so the first event isn't delayed. */
-  connectAll(): void {
+  /**
+   * Open the connections to every peer now (once all are listening). Resolves when each
+   * has connected or failed: the attendant declares the server started only then, so the
+   * first replicated change (a REGISTER right after start) is not left waiting for a
+   * connect while its 200 OK lets the UA ask another worker.
+   */
+  connectAll(): Promise<void> {
+    const waits: Promise<void>[] = [];
     for (let j = 0; j < this.count; j++) {
       if (j === this.index || this.closed) continue;
       let p = this.peers.get(j);
@@ -190,7 +275,16 @@ export class Mesh {
         this.peers.set(j, p);
       }
       if (!p.sock) this.connect(j, p);
+      const s = p.sock;
+      if (s && !p.connected)
+        waits.push(
+          new Promise<void>((res) => {
+            s.once('connect', () => res());
+            s.once('close', () => res());
+          }),
+        );
     }
+    return Promise.all(waits).then(() => undefined);
   }
 
   private connect(to: number, p: Peer): void {
@@ -216,6 +310,7 @@ export class Mesh {
       this.stats.dropped += p.queue.length;
       p.queue = [];
       p.retryAt = Date.now() + 100; // a restarting worker: try again on a later send
+      this.applied(to, undefined);
     };
     s.on('error', down);
     s.on('close', down);
@@ -286,6 +381,25 @@ export class Mesh {
         this.h.onEvent(topic, payload, from);
         return;
       }
+      case T_EVENT_ACKED: {
+        const seq = f.readUInt32BE(1);
+        const { topic, payload } = JSON.parse(f.toString('utf8', 5)) as { topic: string; payload: unknown };
+        this.stats.events_in++;
+        const answer = () => {
+          const a = Buffer.allocUnsafe(9);
+          a.writeUInt32BE(5, 0);
+          a[4] = T_APPLIED;
+          a.writeUInt32BE(seq, 5);
+          if (!s.destroyed) s.write(a);
+        };
+        const r = this.h.onEvent(topic, payload, from);
+        if (r) r.then(answer, answer);
+        else answer();
+        return;
+      }
+      case T_APPLIED:
+        this.applied(from, f.readUInt32BE(1));
+        return;
       case T_SNAP: {
         const { topic } = JSON.parse(f.toString('utf8', 1)) as { topic: string };
         for (const payload of this.h.onSnapshot(topic)) s.write(jsonFrame(T_EVENT, { topic, payload }));
@@ -314,6 +428,7 @@ export class Mesh {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.sweep(Number.POSITIVE_INFINITY);
     for (const p of this.peers.values()) p.sock?.destroy();
     for (const s of this.inbound) s.destroy();
     const srv = this.server;

@@ -46,8 +46,10 @@ export function clusterRole(): ClusterRole | undefined {
 export interface ClusterBus {
   /** send to every other worker */
   broadcast(topic: string, payload: unknown): void;
-  /** handle events of a topic sent by other workers */
-  on(topic: string, fn: (payload: unknown, from: number) => void): void;
+  /** send to every other worker; resolves when each running one has applied it (bounded wait) */
+  publish(topic: string, payload: unknown): Promise<void>;
+  /** handle events of a topic sent by other workers (a promise: applied when it settles) */
+  on(topic: string, fn: (payload: unknown, from: number) => undefined | Promise<unknown>): void;
   /** answer a peer's snapshot request for a topic (state transfer to a restarted worker) */
   onSnapshot(topic: string, fn: () => unknown[]): void;
   /** ask worker `to` (the owner of some state); undefined when it does not answer in `ms` */

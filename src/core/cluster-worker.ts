@@ -36,6 +36,7 @@ export type FromWorker =
       listening: { proto: string; ip: string; port: number; address: string }[];
       aliases: string[];
     }
+  | { t: 'meshed'; index: number }
   | { t: 'reply'; id: number; reply: MgmtReply }
   | { t: 'stats'; id: number; groups: Record<string, Record<string, number>> }
   | { t: 'which'; id: number; names: string[] };
@@ -54,6 +55,9 @@ export function ownerOf(msg: SipMessage, count: number): number | undefined {
   return hashString(msg.callId) % count;
 }
 
+/** how long a replicated change waits for a peer that does not confirm it (stuck, restarting) */
+const PUBLISH_WAIT_MS = 500;
+
 export async function runWorker(args: SerArgs): Promise<number> {
   const role = clusterRole();
   const dir = process.env[ENV_DIR];
@@ -62,7 +66,7 @@ export async function runWorker(args: SerArgs): Promise<number> {
     return 1;
   }
   const send = (m: FromWorker) => process.send?.(m);
-  const handlers = new Map<string, (payload: unknown, from: number) => void>();
+  const handlers = new Map<string, (payload: unknown, from: number) => undefined | Promise<unknown>>();
   const snapshots = new Map<string, () => unknown[]>();
   const services = new Map<string, (payload: unknown, from: number) => unknown>();
   let server: RunningServer | undefined;
@@ -78,7 +82,7 @@ export async function runWorker(args: SerArgs): Promise<number> {
       server.core.receive(d.data, info, true);
     },
     onEvent(topic, payload, from) {
-      handlers.get(topic)?.(payload, from);
+      return handlers.get(topic)?.(payload, from);
     },
     onSnapshot(topic) {
       return snapshots.get(topic)?.() ?? [];
@@ -92,6 +96,7 @@ export async function runWorker(args: SerArgs): Promise<number> {
   });
   const bus: ClusterBus = {
     broadcast: (topic, payload) => mesh.broadcast(topic, payload),
+    publish: (topic, payload) => mesh.broadcastApplied(topic, payload, PUBLISH_WAIT_MS),
     on: (topic, fn) => void handlers.set(topic, fn),
     onSnapshot: (topic, fn) => void snapshots.set(topic, fn),
     request: (to, topic, payload, ms) => mesh.request(to, topic, payload, ms),
@@ -152,7 +157,7 @@ export async function runWorker(args: SerArgs): Promise<number> {
 
   const dispatcher = new Dispatcher(core, { modules: s.loaded, allowKill: () => false });
   process.on('message', (m: ToWorker) => {
-    if (m.t === 'peers') mesh.connectAll();
+    if (m.t === 'peers') void mesh.connectAll().then(() => send({ t: 'meshed', index: role.index }));
     else if (m.t === 'cmd')
       void dispatcher.run(m.name, m.args).then((reply) => send({ t: 'reply', id: m.id, reply }));
     else if (m.t === 'stats') send({ t: 'stats', id: m.id, groups: dispatcher.readStats() });

@@ -46,6 +46,8 @@ interface Slot {
   worker: Worker | undefined;
   pid: number;
   ready: Ready | undefined;
+  /** its mesh connections to every peer are open (see Mesh.connectAll) */
+  meshed: boolean;
   restarts: number[];
 }
 
@@ -181,6 +183,7 @@ export async function runAttendant(prep: PreparedConfig): Promise<number> {
     worker: undefined,
     pid: 0,
     ready: undefined,
+    meshed: false,
     restarts: [],
   }));
   const pending = new Map<number, { slot: Slot; res: (m: FromWorker | undefined) => void }>();
@@ -205,11 +208,17 @@ export async function runAttendant(prep: PreparedConfig): Promise<number> {
     w.on('message', (m: FromWorker) => {
       if (m.t === 'ready') {
         slot.ready = m;
-        if (!started && slots.every((s) => s.ready)) onAllReady?.();
+        slot.meshed = false;
         // every worker listens on its mesh socket now: let them connect to each other
         if (slots.every((s) => s.ready))
           for (const s of slots) s.worker?.send({ t: 'peers' } satisfies ToWorker);
         if (restart) log.log(L_ERR, `NOTICE: worker ${slot.index} restarted, pid ${slot.pid}`);
+        return;
+      }
+      if (m.t === 'meshed') {
+        // started once every worker can replicate to every other (usrloc, nonces)
+        slot.meshed = true;
+        if (!started && slots.every((s) => s.ready && s.meshed)) onAllReady?.();
         return;
       }
       const p = pending.get(m.id);

@@ -78,7 +78,10 @@ describe('the mesh between workers (unix sockets)', () => {
     const make = (k: number) =>
       new Mesh(dir, k, 3, {
         onSteer: (d) => got.push({ at: k, d }),
-        onEvent: (t, p, from) => got.push({ at: k, ev: [t, p, from] }),
+        onEvent: (t, p, from) => {
+          got.push({ at: k, ev: [t, p, from] });
+          return undefined;
+        },
         onSnapshot: (t) => (t === 'ul' ? [{ snap: k }] : []),
         onRequest: (t, p) => (t === 'double' ? Number(p) * 2 + k : undefined),
         onError: (m) => assert.fail(m),
@@ -119,6 +122,73 @@ describe('the mesh between workers (unix sockets)', () => {
       // a peer that is gone: the request times out, the steered datagram is counted as lost
       await m[0].close();
       assert.equal(await m[2].request(0, 'double', 1, 200), undefined);
+    } finally {
+      await Promise.all(m.map((x) => x.close()));
+    }
+  });
+});
+
+describe('acknowledged broadcasts (usrloc waits for every worker before its 200)', () => {
+  it('resolves only once each peer has applied the event; a closed peer does not hold it up', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ser-mesh-'));
+    const applied: string[] = [];
+    // worker 2 applies slowly: its promise settles 150 ms after the event arrives
+    const make = (k: number) =>
+      new Mesh(dir, k, 3, {
+        onSteer: () => {},
+        onEvent: (_t, p) =>
+          k === 2
+            ? new Promise((r) => setTimeout(r, 150)).then(() => void applied.push(`${k}:${String(p)}`))
+            : void applied.push(`${k}:${String(p)}`),
+        onSnapshot: () => [],
+        onRequest: () => undefined,
+        onError: (m) => assert.fail(m),
+      });
+    const m = [make(0), make(1), make(2)];
+    await Promise.all(m.map((x) => x.listen()));
+    try {
+      await Promise.all(m.map((x) => x.connectAll()));
+      await m[0].broadcastApplied('ul', 'a', 5000);
+      assert.deepEqual(applied.sort(), ['1:a', '2:a'], 'both peers applied before it resolved');
+      assert.equal(m[0].stats.unconfirmed, 0);
+      // a peer that is gone is not waited for: well under the 5 s bound
+      await m[2].close();
+      await new Promise((r) => setTimeout(r, 50));
+      const t0 = Date.now();
+      await m[0].broadcastApplied('ul', 'b', 5000);
+      assert.ok(applied.includes('1:b'));
+      assert.ok(Date.now() - t0 < 2000, 'did not wait for the closed peer');
+    } finally {
+      await Promise.all(m.map((x) => x.close()));
+    }
+  });
+
+  it('gives up on a peer that never confirms after the bound', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ser-mesh-'));
+    let got = 0;
+    const make = (k: number) =>
+      new Mesh(dir, k, 2, {
+        onSteer: () => {},
+        onEvent: () => {
+          got++;
+          return k === 1 ? new Promise(() => {}) : undefined; // stuck
+        },
+        onSnapshot: () => [],
+        onRequest: () => undefined,
+        onError: (m) => assert.fail(m),
+      });
+    const m = [make(0), make(1)];
+    await Promise.all(m.map((x) => x.listen()));
+    try {
+      let done = false;
+      const p = m[0].broadcastApplied('ul', 'x', 300).then(() => {
+        done = true;
+      });
+      await new Promise((r) => setTimeout(r, 150));
+      assert.equal(got, 1, 'the peer has the event');
+      assert.equal(done, false, 'still waiting for its confirmation');
+      await p;
+      assert.equal(m[0].stats.unconfirmed, 1, 'counted as answered without confirmation');
     } finally {
       await Promise.all(m.map((x) => x.close()));
     }

@@ -210,6 +210,7 @@ describe('children=4: steering, replication, mgmt, restart', () => {
     assert.ok(s['cluster:steered_replies'] > 0, JSON.stringify(s));
     assert.equal(s['cluster:steered_in'], s['cluster:steered_out']);
     assert.equal(s['cluster:dropped'], 0);
+    assert.equal(s['cluster:unconfirmed'], 0);
   });
 
   it('statistics are summed over the workers (get_statistics, sl_stats)', async () => {

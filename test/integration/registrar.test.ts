@@ -9,7 +9,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { request, type Ser, sleep, startSer, testChildren, UdpPeer } from './harness.js';
+import { request, type Ser, startSer, UdpPeer } from './harness.js';
 import { REGISTRAR_CFG, reg, replyTo } from './registrar-helpers.test.js';
 
 describe('registrar over UDP: add, refresh, remove, *, 423, fetch, lookup', () => {
@@ -90,7 +90,14 @@ describe('registrar over UDP: add, refresh, remove, *, 423, fetch, lookup', () =
       ),
       ser.port,
     );
-    assert.deepEqual(r.headers('contact'), [`<sip:alice@127.0.0.2:${phoneC.port}>;expires=900`]);
+    // phoneC's binding alone is left; its remaining time counts down from the 900 it was
+    // refreshed to a few tests ago (a loaded machine may have crossed a second since)
+    const left = r.headers('contact');
+    assert.equal(left.length, 1, left.join('\n'));
+    const m = /^<sip:alice@127\.0\.0\.2:(\d+)>;expires=(\d+)$/.exec(left[0]);
+    assert.ok(m, left[0]);
+    assert.equal(Number(m[1]), phoneC.port);
+    assert.ok(Number(m[2]) <= 900 && Number(m[2]) >= 890, left[0]);
   });
 
   it('S1.4 Contact: * with Expires: 0 removes all; then the user is 404', async () => {
@@ -123,14 +130,8 @@ describe('registrar over UDP: add, refresh, remove, *, 423, fetch, lookup', () =
         request('MESSAGE', `sip:qq@127.0.0.1:${ser.port}`, { ip: '127.0.0.1', port: caller.port }),
         ser.port,
       );
-    let m = await ask();
-    // with several workers the MESSAGE may reach one that has not yet applied the REGISTER's
-    // replication (docs/process-model.md, Shared state: a short window; seen once in CI under
-    // load): the binding must be there a moment later
-    if (m.status === 404 && testChildren() > 1) {
-      await sleep(200);
-      m = await ask();
-    }
+    // with several workers the 200 came only once every worker had the binding
+    const m = await ask();
     assert.equal(m.status, 302);
     assert.deepEqual(
       m.contacts.map((c) => [c.uri, c.q]),

@@ -110,12 +110,15 @@ const PARAMS = {
 function replicate(ul: Usrloc, core: CoreApi): void {
   const bus = clusterBus();
   if (!bus || ul.mode === 3) return; // db_mode 3: the database is the shared store
-  ul.onChange = (table, aor, ch) => bus.broadcast('usrloc', { table, aor, put: ch.put, del: ch.del });
+  // the change is answered (a REGISTER's 200) only once every worker has it
+  ul.onChange = (table, aor, ch) => bus.publish('usrloc', { table, aor, put: ch.put, del: ch.del });
   bus.on('usrloc', (p) => {
     const e = p as { table: string; aor: string; put: UContact[]; del: string[] };
-    ul.applyReplica(e.table, e.aor, e).catch((err: unknown) =>
-      core.log.err(`usrloc: replicated change of ${e.aor} not applied: ${(err as Error).message}`),
-    );
+    return ul
+      .applyReplica(e.table, e.aor, e)
+      .catch((err: unknown) =>
+        core.log.err(`usrloc: replicated change of ${e.aor} not applied: ${(err as Error).message}`),
+      );
   });
   bus.onSnapshot('usrloc', () => ul.snapshot());
 }

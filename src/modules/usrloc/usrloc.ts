@@ -287,7 +287,8 @@ export class Usrloc {
 
   /**
    * `apply` without a promise when memory holds the table: modes 0 and 2 return undefined
-   * once memory has the change; mode 1 returns the promise of its database write. Returns
+   * once memory has the change; mode 1 returns the promise of its database write; with
+   * several workers, also the promise that every other worker has the change. Returns
    * false when the table is not open in memory (use `apply`).
    */
   applyNow(table: string, aor: string, ch: Change): Promise<void> | undefined | false {
@@ -300,19 +301,22 @@ export class Usrloc {
   private applyIn(d: UDomain, table: string, aor: string, ch: Change): Promise<void> | undefined {
     for (const uri of ch.del) d.remove(aor, uri);
     for (const c of ch.put) d.put(aor, c);
-    this.onChange?.(table, aor, ch);
-    if (this.mode === 0) return undefined;
+    const replicated = this.onChange?.(table, aor, ch);
+    if (this.mode === 0) return replicated;
     for (const uri of ch.del) d.markDirty(aor, uri);
     for (const c of ch.put) d.markDirty(aor, c.uri);
-    if (this.mode === 1) return this.flushKeys(d, aor, [...ch.del, ...ch.put.map((c) => c.uri)]);
-    return undefined;
+    if (this.mode === 1) {
+      const written = this.flushKeys(d, aor, [...ch.del, ...ch.put.map((c) => c.uri)]);
+      return replicated ? Promise.all([replicated, written]).then(() => undefined) : written;
+    }
+    return replicated;
   }
 
   /**
    * Multi-process model: told of every change applied in memory here (modes 0–2), so the
    * other workers can apply it too (docs/process-model.md).
    */
-  onChange: ((table: string, aor: string, ch: Change) => void) | undefined;
+  onChange: ((table: string, aor: string, ch: Change) => Promise<void> | undefined) | undefined;
 
   /** A change another worker applied: memory only, that worker writes the database. */
   async applyReplica(table: string, aor: string, ch: Change): Promise<void> {
