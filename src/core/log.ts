@@ -126,6 +126,24 @@ export class Logger {
     if (L_DBG <= this.debug) this.log(L_DBG, `DBG: ${text}`);
   }
 
+  /**
+   * Log a problem at most once per `periodMs` per key (suppressed repeats are counted in
+   * the next line): a failure that every request meets must not flood the log.
+   */
+  private readonly lastKeys = new Map<string, { at: number; skipped: number }>();
+  every(periodMs: number, level: number, key: string, text: string): void {
+    const now = Date.now();
+    const k = this.lastKeys.get(key);
+    if (k && now - k.at < periodMs) {
+      k.skipped++;
+      return;
+    }
+    if (!k && this.lastKeys.size >= 1000) this.lastKeys.clear();
+    const more = k && k.skipped > 0 ? ` (and ${k.skipped} more like it)` : '';
+    this.lastKeys.set(key, { at: now, skipped: 0 });
+    this.log(level, text + more);
+  }
+
   /** Log a problem once per key: hostile traffic must not flood the log. */
   private readonly onceKeys = new Map<string, number>();
   once(level: number, key: string, text: string): void {

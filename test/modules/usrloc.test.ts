@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Backend } from '../../src/db/index.js';
-import usrloc, { type Usrloc } from '../../src/modules/usrloc/index.js';
+import usrloc, { defaultMaxContacts, type Usrloc } from '../../src/modules/usrloc/index.js';
 import { makeTestDb, probe, SKIP_EXTERNAL, type TestDb } from '../db/helpers.js';
 import { regCore, register, replyContacts, setup } from './registrar-helpers.test.js';
 
@@ -268,5 +268,71 @@ describe('usrloc with an unreachable database', () => {
     assert.equal(reply?.status, 500);
     assert.equal((await r.lookup('sip:alice@iptel.org')).ret, -3);
     await r.ul.state.stop();
+  });
+});
+
+describe('max_contacts_total: the bound on contacts in memory', () => {
+  it('refuses new contacts past the bound with 500; refreshes, removals and replacements pass', async () => {
+    const r = await setup({ max_contacts_total: 3 });
+    const ul = r.ul.state;
+    const reg = (user: string, contacts: string[], callId = `${user}@x`, cseq = 1, expires = 600) =>
+      r.save(register({ user, contacts, expires, callId, cseq }));
+    assert.equal((await reg('a', ['<sip:a@10.0.0.1>', '<sip:a2@10.0.0.1>'])).reply?.status, 200);
+    assert.equal((await reg('b', ['<sip:b@10.0.0.2>'])).reply?.status, 200);
+    assert.equal(ul.contactCount(), 3);
+    // a new AOR: refused, nothing stored, the script sees -1
+    const c = await reg('c', ['<sip:c@10.0.0.3>']);
+    assert.equal(c.ret, -1);
+    assert.equal(c.reply?.status, 500);
+    assert.equal((await r.lookup('sip:c@iptel.org')).ret, -1);
+    assert.equal(ul.contactCount(), 3);
+    assert.equal(ul.refused, 1);
+    // a second contact for a registered AOR is new too
+    assert.equal((await reg('b', ['<sip:b9@10.0.0.2>'], 'b@x', 2)).reply?.status, 500);
+    // a refresh of a stored contact adds nothing
+    assert.equal((await reg('b', ['<sip:b@10.0.0.2>'], 'b@x', 3, 900)).reply?.status, 200);
+    // one removed and one added in the same REGISTER: the count stays at the bound
+    const swap = await r.save(
+      register({
+        user: 'a',
+        contacts: ['<sip:a2@10.0.0.1>;expires=0', '<sip:a3@10.0.0.1>'],
+        expires: 600,
+        callId: 'a@x',
+        cseq: 2,
+      }),
+    );
+    assert.equal(swap.reply?.status, 200);
+    assert.deepEqual(
+      replyContacts(swap.reply)
+        .map((h) => h.replace(/;.*/, ''))
+        .sort(),
+      ['<sip:a3@10.0.0.1>', '<sip:a@10.0.0.1>'],
+    );
+    // room again after a removal
+    assert.equal((await reg('b', ['*'], 'b@x', 4, 0)).reply?.status, 200);
+    assert.equal((await reg('c', ['<sip:c@10.0.0.3>'])).reply?.status, 200);
+    const stats = (r.rc.core as unknown as { stats: Map<string, () => Record<string, number>> }).stats;
+    assert.equal(stats.get('usrloc')?.().contacts_refused, 2);
+    // the log says why once, not per REGISTER
+    const lines = r.rc.sink.lines;
+    assert.equal(
+      lines.filter((l) => l.includes('ERROR: usrloc: 3 contacts in memory')).length,
+      1,
+      lines.join('\n'),
+    );
+    assert.equal(lines.filter((l) => l.includes('ERROR: save: cannot store')).length, 1, lines.join('\n'));
+  });
+
+  it('ul_add past the bound answers 500; the default bound comes from the heap limit', async () => {
+    const r = await setup({ max_contacts_total: 1 });
+    const ul = r.ul.state;
+    await ul.domain('location');
+    assert.equal((await run(ul, 'ul_add', 'location', 'u1', 'sip:1@gw', '0', '1')).code, 200);
+    const full = await run(ul, 'ul_add', 'location', 'u2', 'sip:2@gw', '0', '1');
+    assert.equal(full.code, 500);
+    assert.match(full.reason, /memory full/);
+    const dflt = await setup();
+    assert.equal(dflt.ul.state.refused, 0);
+    assert.ok(defaultMaxContacts() > 100_000, `${defaultMaxContacts()}`);
   });
 });

@@ -326,7 +326,14 @@ export function save(
   reply: boolean,
 ): number | Promise<number> {
   const failed = (e: unknown): SaveResult => {
-    st.core.log.log(L_ERR, `ERROR: save: cannot store the bindings in '${table}': ${(e as Error).message}`);
+    const why = (e as Error).message;
+    // the same failure (a database down, memory full) is logged once a minute, not per REGISTER
+    st.core.log.every(
+      60_000,
+      L_ERR,
+      `save-failed:${table}:${why}`,
+      `ERROR: save: cannot store the bindings in '${table}': ${why}`,
+    );
     return r(500, 'Server Internal Error (cannot save the bindings)');
   };
   let res: SaveResult | Promise<SaveResult>;

@@ -4,6 +4,7 @@
  * persistence (db_mode 0–3), the ul_* management commands and the "UsrLoc Stats".
  * registrar's save()/lookup() use it through `usrlocFor(core)`.
  */
+import { getHeapStatistics } from 'node:v8';
 import type { CoreApi } from '../../core/api.js';
 import { clusterBus } from '../../core/cluster-role.js';
 import { defineModule, FixupError, type MgmtReply, type ParamValue } from '../../core/module.js';
@@ -80,6 +81,7 @@ function statsOf(ul: Usrloc): Record<string, number> {
     out[`${d.name}_contacts`] = d.contactCount;
   }
   out.db_errors = ul.dbErrors;
+  out.contacts_refused = ul.refused;
   return out;
 }
 
@@ -100,7 +102,25 @@ const PARAMS = {
     },
   },
   use_domain: { type: 'int', default: 0 },
+  // not in SER, whose bound was the shared memory (-m): -1 derives it from the heap
+  max_contacts_total: {
+    type: 'int',
+    default: -1,
+    validate(v: ParamValue) {
+      if (!(Number(v) >= -1))
+        throw new FixupError('max_contacts_total must be -1 (from the heap), 0 (none) or more');
+    },
+  },
 } as const;
+
+/**
+ * The default bound on contacts in memory: a quarter of V8's heap limit at 1 KiB each
+ * (a stored contact with short strings measures about 400 bytes with its share of the
+ * table; 1 KiB leaves room for long URIs and Path). About a million on a 4 GB heap.
+ */
+export function defaultMaxContacts(): number {
+  return Math.floor((getHeapStatistics().heap_size_limit * 0.25) / 1024);
+}
 
 /**
  * Multi-process model (fork=yes, children>1): every worker holds the whole location table.
@@ -132,6 +152,10 @@ export default defineModule<Usrloc>({
       dbMode: Number(params.db_mode ?? 0) as DbMode,
       timerInterval: Number(params.timer_interval ?? 60),
       useDomain: Number(params.use_domain ?? 0) !== 0,
+      maxContacts:
+        Number(params.max_contacts_total ?? -1) < 0
+          ? defaultMaxContacts()
+          : Number(params.max_contacts_total),
     });
     const tables = [...scriptTables];
     scriptTables.clear();

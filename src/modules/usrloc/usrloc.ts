@@ -8,6 +8,7 @@
  * operation rejects and the script function returns a negative value.
  */
 import type { CoreApi } from '../../core/api.js';
+import { L_ERR } from '../../core/log.js';
 import type { TimerHandle } from '../../core/timer.js';
 import { createTable, type Db, isDbError, openDb, type Queryable, type Row } from '../../db/index.js';
 import {
@@ -28,6 +29,11 @@ export interface UsrlocOptions {
   /** seconds between timer runs (expiry sweep, write-back, retries) */
   timerInterval: number;
   useDomain: boolean;
+  /**
+   * Contacts memory may hold, all tables together (modes 0–2); a change that would add
+   * more is refused. 0 or absent: no limit.
+   */
+  maxContacts?: number;
   /** wall clock in unix milliseconds (tests move it) */
   now?: () => number;
   /** for tests: an already open database instead of dbUrl */
@@ -61,6 +67,9 @@ export class Usrloc {
   nowMs: () => number;
   /** DB failures seen (for ul_stats and tests) */
   dbErrors = 0;
+  /** new contacts refused because memory held maxContacts */
+  refused = 0;
+  private readonly maxContacts: number;
   /**
    * Modes 1/2: after a failure the database is left alone until this time (ms) and
    * REGISTERs are answered from memory at once; the timer retries.
@@ -74,6 +83,7 @@ export class Usrloc {
     readonly opts: UsrlocOptions,
   ) {
     this.mode = opts.dbMode;
+    this.maxContacts = opts.maxContacts && opts.maxContacts > 0 ? opts.maxContacts : Number.POSITIVE_INFINITY;
     this.nowMs = opts.now ?? Date.now;
     this.startedAt = this.nowMs();
     this.db = opts.db;
@@ -299,6 +309,7 @@ export class Usrloc {
   }
 
   private applyIn(d: UDomain, table: string, aor: string, ch: Change): Promise<void> | undefined {
+    if (ch.put.length > 0) this.admit(d, aor, ch);
     for (const uri of ch.del) d.remove(aor, uri);
     for (const c of ch.put) d.put(aor, c);
     const replicated = this.onChange?.(table, aor, ch);
@@ -310,6 +321,37 @@ export class Usrloc {
       return replicated ? Promise.all([replicated, written]).then(() => undefined) : written;
     }
     return replicated;
+  }
+
+  /** Contacts in memory, all tables. */
+  contactCount(): number {
+    let n = 0;
+    for (const d of this.domains.values()) n += d.contactCount;
+    return n;
+  }
+
+  /**
+   * The bound on memory (max_contacts_total): throws, before anything changed, when the change
+   * would leave more contacts than allowed. Refreshes and removals always pass, so phones
+   * already registered keep working while a flood of new AORs is refused.
+   */
+  private admit(d: UDomain, aor: string, ch: Change): void {
+    if (this.maxContacts === Number.POSITIVE_INFINITY) return;
+    const total = this.contactCount();
+    if (total + ch.put.length <= this.maxContacts) return;
+    let added = 0;
+    for (const c of ch.put) if (!d.find(aor, c.uri)) added++;
+    for (const uri of ch.del) if (d.find(aor, uri)) added--;
+    if (added <= 0 || total + added <= this.maxContacts) return;
+    this.refused++;
+    // once a minute at most: a flood of new AORs must not flood the log as well
+    this.core.log.every(
+      60_000,
+      L_ERR,
+      'usrloc-full',
+      `ERROR: usrloc: ${total} contacts in memory, max_contacts_total is ${this.maxContacts}: new contacts are refused`,
+    );
+    throw new Error(`location memory full (usrloc max_contacts_total ${this.maxContacts})`);
   }
 
   /**
