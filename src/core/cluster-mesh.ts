@@ -173,7 +173,10 @@ export class Mesh {
     return new Promise<void>((done) => {
       this.unapplied.set(seq, { left, until: Date.now() + ms, done });
       // one coarse timer for all waits, running only while some are open
-      this.sweeper ??= setInterval(() => this.sweep(Date.now()), Math.max(10, Math.min(ms, 100)));
+      if (!this.sweeper) {
+        this.sweeper = setInterval(() => this.sweep(Date.now()), Math.max(10, Math.min(ms, 100)));
+        this.sweeper.unref();
+      }
     });
   }
 
