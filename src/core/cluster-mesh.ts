@@ -7,7 +7,7 @@
  *   u32 length of what follows | u8 type | body
  *   type 0 hello   u16 sender index
  *   type 1 steer   u16 listen-socket index, u16 source port, u8 family, u8 ip length, ip, datagram
- *   type 2 event   JSON {topic, payload}
+ *   type 2 event   JSON {topic, payload}: a part of a snapshot (no answer)
  *   type 3 snap?   JSON {topic}: ask for a snapshot, answered with type 2 events
  *   type 4 request JSON {id, topic, payload}: a question to the peer owning some state
  *   type 5 answer  JSON {id, result}
@@ -139,15 +139,6 @@ export class Mesh {
     d.data.copy(f, 11 + ip.length);
     this.stats.steered_out++;
     this.send(to, f);
-  }
-
-  broadcast(topic: string, payload: unknown): void {
-    const f = jsonFrame(T_EVENT, { topic, payload });
-    for (let j = 0; j < this.count; j++) {
-      if (j === this.index) continue;
-      this.stats.events_out++;
-      this.send(j, f);
-    }
   }
 
   /**

@@ -44,8 +44,6 @@ export function clusterRole(): ClusterRole | undefined {
 
 /** Replicated-state events between workers: fire-and-forget, in order per sender. */
 export interface ClusterBus {
-  /** send to every other worker */
-  broadcast(topic: string, payload: unknown): void;
   /** send to every other worker; resolves when each running one has applied it (bounded wait) */
   publish(topic: string, payload: unknown): Promise<void>;
   /** handle events of a topic sent by other workers (a promise: applied when it settles) */

@@ -95,7 +95,6 @@ export async function runWorker(args: SerArgs): Promise<number> {
     },
   });
   const bus: ClusterBus = {
-    broadcast: (topic, payload) => mesh.broadcast(topic, payload),
     publish: (topic, payload) => mesh.broadcastApplied(topic, payload, PUBLISH_WAIT_MS),
     on: (topic, fn) => void handlers.set(topic, fn),
     onSnapshot: (topic, fn) => void snapshots.set(topic, fn),

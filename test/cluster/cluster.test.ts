@@ -91,7 +91,7 @@ describe('the mesh between workers (unix sockets)', () => {
     try {
       const data = Buffer.from('OPTIONS sip:a SIP/2.0\r\n\r\n');
       m[0].steer(2, { sockIndex: 1, srcIp: '::1', srcPort: 5062, af: 6, data });
-      m[1].broadcast('ul', { aor: 'a' });
+      await m[1].broadcastApplied('ul', { aor: 'a' }, 1000);
       const wait = async (pred: () => boolean) => {
         for (let i = 0; i < 100 && !pred(); i++) await new Promise((r) => setTimeout(r, 10));
       };
